@@ -1,0 +1,125 @@
+using System.Numerics;
+
+namespace Tmca.Engine;
+
+/// <summary>
+/// The readable reference backend, in plain C#. Every kernel is written once, generically over the float type
+/// (float for training, double for finite-difference gradient checks), in the op family's file
+/// (<c>Cpu/*.cs</c>). Where speed matters a float fast path (SIMD, blocking, threads) sits beside the
+/// generic version and is tested against it.
+/// </summary>
+public sealed partial class CpuBackend : IBackend
+{
+    public static readonly CpuBackend Instance = new();
+    private CpuBackend() { }
+
+    public string Name => "cpu";
+    public DeviceKind Device => DeviceKind.Cpu;
+    public void Synchronize() { }
+
+    // ---- memory -------------------------------------------------------------------------------------
+
+    public Storage Allocate(DType dtype, long count) => CpuStorage.Allocate(dtype, count);
+
+    public void Upload(Array host, Tensor dst)
+    {
+        var d = Arr(dst);
+        if (host.GetType() != d.GetType()) throw new ArgumentException($"upload of {host.GetType().Name} into a {dst.DType} tensor");
+        if (host.Length < dst.Numel) throw new ArgumentException($"upload of {host.Length} values into {dst.Numel}");
+        Array.Copy(host, d, dst.Numel);
+    }
+
+    public Array Download(Tensor src)
+    {
+        var a = Array.CreateInstance(Arr(src).GetType().GetElementType()!, src.Numel);
+        Array.Copy(Arr(src), a, src.Numel);
+        return a;
+    }
+
+    public void Download(Tensor src, Array host) => Array.Copy(Arr(src), host, src.Numel);
+
+    public void Copy(Tensor src, Tensor dst)
+    {
+        if (src.DType != dst.DType || src.Numel != dst.Numel)
+            throw new ArgumentException($"copy {src} → {dst}: dtype or size differ");
+        Array.Copy(Arr(src), Arr(dst), src.Numel);
+    }
+
+    public void Fill(Tensor dst, double value)
+    {
+        switch (dst.DType)
+        {
+            case DType.F32: dst.Span<float>().Fill((float)value); break;
+            case DType.F64: dst.Span<double>().Fill(value); break;
+            case DType.I64: dst.Span<long>().Fill((long)value); break;
+            case DType.U8: dst.Span<byte>().Fill((byte)value); break;
+        }
+    }
+
+    public void Convert(Tensor src, Tensor dst)
+    {
+        if (src.Numel != dst.Numel) throw new ArgumentException("convert: sizes differ");
+        var s = src.ToDoubles();
+        switch (dst.DType)
+        {
+            case DType.F32: for (int i = 0; i < s.Length; i++) dst.Span<float>()[i] = (float)s[i]; break;
+            case DType.F64: s.CopyTo(dst.Span<double>()); break;
+            case DType.I64: for (int i = 0; i < s.Length; i++) dst.Span<long>()[i] = (long)s[i]; break;
+            case DType.U8: for (int i = 0; i < s.Length; i++) dst.Span<byte>()[i] = (byte)s[i]; break;
+        }
+    }
+
+    // ---- helpers shared by the kernel files ---------------------------------------------------------
+
+    internal static Array Arr(Tensor t) =>
+        t.Storage is CpuStorage c ? c.Data : throw new InvalidOperationException($"{t} is not a CPU tensor");
+
+    internal static T[] A<T>(Tensor t) where T : unmanaged =>
+        Arr(t) as T[] ?? throw new InvalidOperationException($"{t} is {t.DType}, expected {typeof(T).Name}");
+
+    internal static T[]? AOpt<T>(Tensor? t) where T : unmanaged => t is null ? null : A<T>(t);
+
+    /// <summary>All float operands of a kernel must share one float type; returns it.</summary>
+    internal static DType FloatType(params Tensor?[] ts)
+    {
+        DType? d = null;
+        foreach (var t in ts)
+        {
+            if (t is null) continue;
+            if (!t.DType.IsFloat()) throw new ArgumentException($"{t} is not a float tensor");
+            if (d is null) d = t.DType;
+            else if (d != t.DType) throw new ArgumentException($"mixed float types: {d} and {t.DType}");
+        }
+        return d ?? DType.F32;
+    }
+
+    internal static T C<T>(double v) where T : INumberBase<T> => T.CreateTruncating(v);
+    internal static double D<T>(T v) where T : INumberBase<T> => double.CreateTruncating(v);
+}
+
+/// <summary>Parallel loops that only fork when there is enough work to pay for it (2-core CI machines).</summary>
+internal static class Par
+{
+    public static void For(int n, long workPerItem, Action<int> body)
+    {
+        if (n <= 1 || (long)n * workPerItem < 32_768 || Environment.ProcessorCount == 1)
+        {
+            for (int i = 0; i < n; i++) body(i);
+            return;
+        }
+        Parallel.For(0, n, body);
+    }
+
+    /// <summary>Splits [0, n) into about one contiguous range per core.</summary>
+    public static void Ranges(long n, long workPerItem, Action<long, long> body)
+    {
+        int parts = Environment.ProcessorCount;
+        if (n * workPerItem < 65_536 || parts == 1 || n < parts) { body(0, n); return; }
+        long chunk = (n + parts - 1) / parts;
+        Parallel.For(0, parts, p =>
+        {
+            long s = p * chunk, e = Math.Min(n, s + chunk);
+            if (s < e) body(s, e);
+        });
+    }
+}

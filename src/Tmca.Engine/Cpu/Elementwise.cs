@@ -1,0 +1,199 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Tmca.Engine;
+
+// Elementwise ops: activations, scalar maps, broadcasting binary ops, axpy.
+// x, y, gy, gx: same shape (any); binary: a, b broadcast to y.
+public sealed partial class CpuBackend
+{
+    public void Unary(UnaryOp op, double alpha, Tensor x, Tensor y)
+    {
+        CheckSame(x, y, "unary");
+        if (FloatType(x, y) == DType.F32) UnaryF32(op, (float)alpha, A<float>(x), A<float>(y), (int)x.Numel);
+        else UnaryRef(op, alpha, A<double>(x), A<double>(y), (int)x.Numel);
+    }
+
+    public void UnaryBackward(UnaryOp op, double alpha, Tensor x, Tensor y, Tensor gy, Tensor gx)
+    {
+        CheckSame(x, gx, "unary backward");
+        if (FloatType(x, y, gy, gx) == DType.F32) UnaryBackwardRef(op, (float)alpha, A<float>(x), A<float>(y), A<float>(gy), A<float>(gx), (int)x.Numel);
+        else UnaryBackwardRef(op, alpha, A<double>(x), A<double>(y), A<double>(gy), A<double>(gx), (int)x.Numel);
+    }
+
+    // ---- reference: one readable loop per op, generic over the float type ---------------------------
+
+    internal static void UnaryRef<T>(UnaryOp op, double alpha, T[] x, T[] y, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T a = C<T>(alpha);
+        Par.Ranges(n, 16, (s, e) =>
+        {
+            for (long i = s; i < e; i++)
+            {
+                T v = x[i];
+                y[i] = op switch
+                {
+                    UnaryOp.Gelu => v * Phi(v),
+                    UnaryOp.Sigmoid => T.One / (T.One + T.Exp(-v)),
+                    UnaryOp.LeakyRelu => v >= T.Zero ? v : a * v,
+                    UnaryOp.Exp => T.Exp(v),
+                    UnaryOp.Log => T.Log(v),
+                    UnaryOp.Sqrt => T.Sqrt(v),
+                    UnaryOp.Scale => a * v,
+                    UnaryOp.AddScalar => v + a,
+                    UnaryOp.ClampMin => v >= a ? v : a,
+                    UnaryOp.Square => v * v,
+                    UnaryOp.Reciprocal => T.One / v,
+                    _ => throw new NotSupportedException(op.ToString()),
+                };
+            }
+        });
+    }
+
+    internal static void UnaryBackwardRef<T>(UnaryOp op, double alpha, T[] x, T[] y, T[] gy, T[] gx, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T a = C<T>(alpha);
+        Par.Ranges(n, 16, (s, e) =>
+        {
+            for (long i = s; i < e; i++)
+            {
+                T v = x[i], o = y[i];
+                T d = op switch
+                {
+                    UnaryOp.Gelu => Phi(v) + v * C<T>(ErfMath.NormalPdf(D(v))),   // d/dx x·Φ(x) = Φ(x) + x·φ(x)
+                    UnaryOp.Sigmoid => o * (T.One - o),
+                    UnaryOp.LeakyRelu => v > T.Zero ? T.One : a,                      // PyTorch: slope at x ≤ 0
+                    UnaryOp.Exp => o,
+                    UnaryOp.Log => T.One / v,
+                    UnaryOp.Sqrt => C<T>(0.5) / o,
+                    UnaryOp.Scale => a,
+                    UnaryOp.AddScalar => T.One,
+                    UnaryOp.ClampMin => v >= a ? T.One : T.Zero,
+                    UnaryOp.Square => v + v,
+                    UnaryOp.Reciprocal => -o * o,
+                    _ => throw new NotSupportedException(op.ToString()),
+                };
+                gx[i] += d * gy[i];
+            }
+        });
+    }
+
+    /// <summary>Φ(x) in the precision of T.</summary>
+    private static T Phi<T>(T v) where T : unmanaged, IFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float) ? C<T>(ErfMath.NormalCdf((float)(object)v)) : C<T>(ErfMath.NormalCdf(D(v)));
+
+    // ---- float fast path: TensorPrimitives (SIMD) where it has the op ---------------------------------
+
+    private static void UnaryF32(UnaryOp op, float alpha, float[] x, float[] y, int n)
+    {
+        var xs = x.AsSpan(0, n); var ys = y.AsSpan(0, n);
+        switch (op)
+        {
+            case UnaryOp.Sigmoid: TensorPrimitives.Sigmoid(xs, ys); break;
+            case UnaryOp.Exp: TensorPrimitives.Exp(xs, ys); break;
+            case UnaryOp.Log: TensorPrimitives.Log(xs, ys); break;
+            case UnaryOp.Sqrt: TensorPrimitives.Sqrt(xs, ys); break;
+            case UnaryOp.Scale: TensorPrimitives.Multiply(xs, alpha, ys); break;
+            case UnaryOp.AddScalar: TensorPrimitives.Add(xs, alpha, ys); break;
+            case UnaryOp.ClampMin: TensorPrimitives.Max(xs, alpha, ys); break;
+            case UnaryOp.Square: TensorPrimitives.Multiply(xs, xs, ys); break;
+            case UnaryOp.Reciprocal: TensorPrimitives.Reciprocal(xs, ys); break;
+            default: UnaryRef(op, alpha, x, y, n); break;
+        }
+    }
+
+    // ---- binary with broadcasting -------------------------------------------------------------------
+
+    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, bool accumulate)
+    {
+        var shape = Shape.Broadcast(Shape.Broadcast(a.Shape, b.Shape), y.Shape);
+        if (!Shape.Equal(shape, y.Shape)) throw new ArgumentException($"binary: {Shape.Format(a.Shape)} op {Shape.Format(b.Shape)} does not give {Shape.Format(y.Shape)}");
+        if (FloatType(a, b, y) == DType.F32) BinaryRef(op, A<float>(a), a.Shape, A<float>(b), b.Shape, A<float>(y), y.Shape, accumulate);
+        else BinaryRef(op, A<double>(a), a.Shape, A<double>(b), b.Shape, A<double>(y), y.Shape, accumulate);
+    }
+
+    internal static void BinaryRef<T>(BinaryOp op, T[] a, int[] aShape, T[] b, int[] bShape, T[] y, int[] yShape, bool acc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long n = Shape.Numel(yShape);
+        if (n == 0) return;
+        // Same shapes (the common case): one flat SIMD-friendly loop.
+        if (Shape.Numel(aShape) == n && Shape.Numel(bShape) == n)
+        {
+            Par.Ranges(n, 1, (s, e) =>
+            {
+                for (long i = s; i < e; i++)
+                {
+                    T v = Apply(op, a[i], b[i]);
+                    y[i] = acc ? y[i] + v : v;
+                }
+            });
+            return;
+        }
+        // General case: walk y row by row (all axes but the last), with 0-strides on broadcast axes.
+        var sa = BroadcastStrides(aShape, yShape);
+        var sb = BroadcastStrides(bShape, yShape);
+        int r = yShape.Length, inner = yShape[r - 1];
+        long rows = n / inner, ia = sa[r - 1], ib = sb[r - 1];
+        Par.Ranges(rows, inner, (s, e) =>
+        {
+            for (long row = s; row < e; row++)
+            {
+                long oa = 0, ob = 0, rem = row;
+                for (int d = r - 2; d >= 0; d--) { long q = rem % yShape[d]; rem /= yShape[d]; oa += q * sa[d]; ob += q * sb[d]; }
+                long oy = row * inner;
+                for (int j = 0; j < inner; j++)
+                {
+                    T v = Apply(op, a[oa + j * ia], b[ob + j * ib]);
+                    y[oy + j] = acc ? y[oy + j] + v : v;
+                }
+            }
+        });
+    }
+
+    private static T Apply<T>(BinaryOp op, T x, T z) where T : unmanaged, IFloatingPointIeee754<T> => op switch
+    {
+        BinaryOp.Add => x + z,
+        BinaryOp.Sub => x - z,
+        BinaryOp.Mul => x * z,
+        BinaryOp.Div => x / z,
+        _ => throw new NotSupportedException(op.ToString()),
+    };
+
+    /// <summary>Strides of <paramref name="shape"/> read as if broadcast to <paramref name="target"/> (0 on broadcast axes).</summary>
+    internal static long[] BroadcastStrides(int[] shape, int[] target)
+    {
+        var own = Shape.Strides(shape);
+        var s = new long[target.Length];
+        int off = target.Length - shape.Length;
+        for (int i = 0; i < target.Length; i++)
+        {
+            if (i < off) { s[i] = 0; continue; }
+            int d = shape[i - off];
+            if (d != target[i] && d != 1) throw new ArgumentException($"{Shape.Format(shape)} does not broadcast to {Shape.Format(target)}");
+            s[i] = d == 1 && target[i] != 1 ? 0 : own[i - off];
+        }
+        return s;
+    }
+
+    public void Axpy(double alpha, Tensor x, Tensor y)
+    {
+        CheckSame(x, y, "axpy");
+        if (FloatType(x, y) == DType.F32)
+        {
+            var xs = x.Span<float>(); var ys = y.Span<float>();
+            if (alpha == 1.0) TensorPrimitives.Add(ys, xs, ys);
+            else TensorPrimitives.MultiplyAdd(xs, (float)alpha, ys, ys);
+        }
+        else
+        {
+            var xs = x.Span<double>(); var ys = y.Span<double>();
+            for (int i = 0; i < xs.Length; i++) ys[i] += alpha * xs[i];
+        }
+    }
+
+    internal static void CheckSame(Tensor a, Tensor b, string what)
+    {
+        if (a.Numel != b.Numel) throw new ArgumentException($"{what}: {Shape.Format(a.Shape)} vs {Shape.Format(b.Shape)}");
+    }
+}

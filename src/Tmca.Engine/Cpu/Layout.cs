@@ -1,0 +1,159 @@
+using System.Numerics;
+
+namespace Tmca.Engine;
+
+// Layout ops: permute, copy of an axis range (concat / split), broadcast and its adjoint sum-to.
+// They move elements only, so they are generic over any unmanaged element type.
+public sealed partial class CpuBackend
+{
+    public void Permute(Tensor x, int[] perm, Tensor y, bool accumulate)
+    {
+        if (perm.Length != x.Rank) throw new ArgumentException($"permute: {perm.Length} axes for a rank-{x.Rank} tensor");
+        for (int i = 0; i < perm.Length; i++)
+            if (y.Shape[i] != x.Shape[perm[i]]) throw new ArgumentException($"permute: output shape {Shape.Format(y.Shape)} does not match");
+        switch (x.DType)
+        {
+            case DType.F32: PermuteRef(A<float>(x), x.Shape, perm, A<float>(y), accumulate); break;
+            case DType.F64: PermuteRef(A<double>(x), x.Shape, perm, A<double>(y), accumulate); break;
+            default:
+                if (accumulate) throw new NotSupportedException("permute-accumulate of integer tensors");
+                if (x.DType == DType.I64) PermuteCopy(A<long>(x), x.Shape, perm, A<long>(y));
+                else PermuteCopy(A<byte>(x), x.Shape, perm, A<byte>(y));
+                break;
+        }
+    }
+
+    /// <summary>y[i0..ir] (+)= x[at perm]: walks y in order, reading x through permuted strides.</summary>
+    internal static void PermuteRef<T>(T[] x, int[] xShape, int[] perm, T[] y, bool acc) where T : unmanaged, INumberBase<T>
+    {
+        int r = xShape.Length;
+        if (r == 0 || x.Length == 0) return;
+        var xs = Shape.Strides(xShape);
+        var yShape = new int[r]; var st = new long[r];
+        for (int i = 0; i < r; i++) { yShape[i] = xShape[perm[i]]; st[i] = xs[perm[i]]; }
+        int inner = yShape[r - 1]; long innerStride = st[r - 1];
+        long rows = Shape.Numel(yShape) / Math.Max(inner, 1);
+        Par.Ranges(rows, inner, (s, e) =>
+        {
+            for (long row = s; row < e; row++)
+            {
+                long ox = 0, rem = row;
+                for (int d = r - 2; d >= 0; d--) { long q = rem % yShape[d]; rem /= yShape[d]; ox += q * st[d]; }
+                long oy = row * inner;
+                if (acc) for (int j = 0; j < inner; j++) y[oy + j] += x[ox + j * innerStride];
+                else for (int j = 0; j < inner; j++) y[oy + j] = x[ox + j * innerStride];
+            }
+        });
+    }
+
+    private static void PermuteCopy<T>(T[] x, int[] xShape, int[] perm, T[] y) where T : unmanaged
+    {
+        int r = xShape.Length;
+        var xs = Shape.Strides(xShape);
+        var yShape = new int[r];
+        for (int i = 0; i < r; i++) yShape[i] = xShape[perm[i]];
+        long n = Shape.Numel(yShape);
+        var idx = new int[r];
+        for (long o = 0; o < n; o++)
+        {
+            long ox = 0;
+            for (int d = 0; d < r; d++) ox += idx[d] * xs[perm[d]];
+            y[o] = x[ox];
+            for (int d = r - 1; d >= 0; d--) { if (++idx[d] < yShape[d]) break; idx[d] = 0; }
+        }
+    }
+
+    public void CopyAxisRange(Tensor src, int srcStart, Tensor dst, int dstStart, int axis, int length, bool accumulate)
+    {
+        if (src.Rank != dst.Rank) throw new ArgumentException("axis copy: ranks differ");
+        for (int d = 0; d < src.Rank; d++)
+            if (d != axis && src.Shape[d] != dst.Shape[d]) throw new ArgumentException($"axis copy: {Shape.Format(src.Shape)} vs {Shape.Format(dst.Shape)} differ off axis {axis}");
+        if (srcStart + length > src.Shape[axis] || dstStart + length > dst.Shape[axis]) throw new ArgumentException("axis copy: range out of bounds");
+        switch (src.DType)
+        {
+            case DType.F32: AxisCopy(A<float>(src), src.Shape, srcStart, A<float>(dst), dst.Shape, dstStart, axis, length, accumulate); break;
+            case DType.F64: AxisCopy(A<double>(src), src.Shape, srcStart, A<double>(dst), dst.Shape, dstStart, axis, length, accumulate); break;
+            case DType.I64: AxisCopy(A<long>(src), src.Shape, srcStart, A<long>(dst), dst.Shape, dstStart, axis, length, accumulate); break;
+            default: throw new NotSupportedException($"axis copy of {src.DType}");
+        }
+    }
+
+    /// <summary>Both tensors viewed as outer × axis × inner; copies `length` axis slices of `inner` elements.</summary>
+    private static void AxisCopy<T>(T[] s, int[] sShape, int s0, T[] d, int[] dShape, int d0, int axis, int length, bool acc) where T : unmanaged, INumberBase<T>
+    {
+        long outer = 1, inner = 1;
+        for (int i = 0; i < axis; i++) outer *= sShape[i];
+        for (int i = axis + 1; i < sShape.Length; i++) inner *= sShape[i];
+        long block = length * inner;
+        for (long o = 0; o < outer; o++)
+        {
+            var from = s.AsSpan((int)((o * sShape[axis] + s0) * inner), (int)block);
+            var to = d.AsSpan((int)((o * dShape[axis] + d0) * inner), (int)block);
+            if (!acc) from.CopyTo(to);
+            else for (int i = 0; i < to.Length; i++) to[i] += from[i];
+        }
+    }
+
+    public void BroadcastTo(Tensor x, Tensor y, bool accumulate)
+    {
+        if (FloatType(x, y) == DType.F32) BroadcastRef(A<float>(x), x.Shape, A<float>(y), y.Shape, accumulate);
+        else BroadcastRef(A<double>(x), x.Shape, A<double>(y), y.Shape, accumulate);
+    }
+
+    internal static void BroadcastRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T>
+    {
+        long n = Shape.Numel(yShape);
+        if (n == 0) return;
+        var sx = BroadcastStrides(xShape, yShape);
+        int r = yShape.Length, inner = yShape[r - 1];
+        long rows = n / inner, ix = sx[r - 1];
+        Par.Ranges(rows, inner, (s, e) =>
+        {
+            for (long row = s; row < e; row++)
+            {
+                long ox = 0, rem = row;
+                for (int d = r - 2; d >= 0; d--) { long q = rem % yShape[d]; rem /= yShape[d]; ox += q * sx[d]; }
+                long oy = row * inner;
+                if (acc) for (int j = 0; j < inner; j++) y[oy + j] += x[ox + j * ix];
+                else for (int j = 0; j < inner; j++) y[oy + j] = x[ox + j * ix];
+            }
+        });
+    }
+
+    public void SumTo(Tensor x, Tensor y, bool accumulate)
+    {
+        if (FloatType(x, y) == DType.F32) SumToRef(A<float>(x), x.Shape, A<float>(y), y.Shape, accumulate);
+        else SumToRef(A<double>(x), x.Shape, A<double>(y), y.Shape, accumulate);
+    }
+
+    /// <summary>y (+)= Σ x over the axes y broadcasts along. Accumulates in float64 (long reductions, e.g. bias
+    /// gradients over B·H·W), one partial buffer per thread.</summary>
+    internal static void SumToRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T>
+    {
+        long n = Shape.Numel(xShape), ny = Shape.Numel(yShape);
+        var sy = BroadcastStrides(yShape, xShape);
+        int r = xShape.Length;
+        var total = new double[ny];
+        if (n > 0 && r > 0)
+        {
+            int inner = xShape[r - 1];
+            long rows = n / inner, iy = sy[r - 1];
+            var parts = new List<double[]>();
+            Par.Ranges(rows, inner, (s, e) =>
+            {
+                var part = new double[ny];
+                for (long row = s; row < e; row++)
+                {
+                    long oy = 0, rem = row;
+                    for (int d = r - 2; d >= 0; d--) { long q = rem % xShape[d]; rem /= xShape[d]; oy += q * sy[d]; }
+                    long ox = row * inner;
+                    for (int j = 0; j < inner; j++) part[oy + j * iy] += double.CreateTruncating(x[ox + j]);
+                }
+                lock (parts) parts.Add(part);
+            });
+            foreach (var p in parts) for (long i = 0; i < ny; i++) total[i] += p[i];
+        }
+        else if (n == 1) total[0] = double.CreateTruncating(x[0]);
+        for (long i = 0; i < ny; i++) y[i] = acc ? y[i] + T.CreateTruncating(total[i]) : T.CreateTruncating(total[i]);
+    }
+}

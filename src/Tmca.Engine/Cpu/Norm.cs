@@ -1,0 +1,214 @@
+using System.Numerics;
+
+namespace Tmca.Engine;
+
+// Normalisation.
+//   layer norm:  x viewed as outer×C×inner, normalised over C; w, b: C; mean, rstd: outer×inner.
+//                inner = 1 is the usual last-axis LayerNorm, inner = H·W the channels-first one (ConvNeXt).
+//   batch norm:  x: B×C×H×W, statistics per channel over B·H·W; w, b, running stats: C.
+// Statistics are accumulated in float64 (two passes: mean, then centred variance).
+public sealed partial class CpuBackend
+{
+    public void LayerNorm(Tensor x, Tensor? w, Tensor? b, Tensor y, Tensor mean, Tensor rstd, int outer, int c, int inner, double eps)
+    {
+        if ((long)outer * c * inner != x.Numel) throw new ArgumentException($"layer norm: {outer}×{c}×{inner} does not cover {Shape.Format(x.Shape)}");
+        if (FloatType(x, w, b, y, mean, rstd) == DType.F32) LayerNormRef(A<float>(x), AOpt<float>(w), AOpt<float>(b), A<float>(y), A<float>(mean), A<float>(rstd), outer, c, inner, eps);
+        else LayerNormRef(A<double>(x), AOpt<double>(w), AOpt<double>(b), A<double>(y), A<double>(mean), A<double>(rstd), outer, c, inner, eps);
+    }
+
+    public void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner)
+    {
+        if (FloatType(x, w, mean, rstd, gy, gx, gw, gb) == DType.F32)
+            LayerNormBackwardRef(A<float>(x), AOpt<float>(w), A<float>(mean), A<float>(rstd), A<float>(gy), AOpt<float>(gx), AOpt<float>(gw), AOpt<float>(gb), outer, c, inner);
+        else
+            LayerNormBackwardRef(A<double>(x), AOpt<double>(w), A<double>(mean), A<double>(rstd), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb), outer, c, inner);
+    }
+
+    private static void LayerNormRef<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int outer, int c, int inner, double eps)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        // One task per (outer, inner-chunk); element (o, ch, i) lives at (o·C + ch)·inner + i.
+        Par.For(outer, (long)c * inner, o =>
+        {
+            var mu = new double[inner];
+            var var = new double[inner];
+            long baseIdx = (long)o * c * inner;
+            for (int ch = 0; ch < c; ch++)
+            {
+                long row = baseIdx + (long)ch * inner;
+                for (int i = 0; i < inner; i++) mu[i] += double.CreateTruncating(x[row + i]);
+            }
+            for (int i = 0; i < inner; i++) mu[i] /= c;
+            for (int ch = 0; ch < c; ch++)
+            {
+                long row = baseIdx + (long)ch * inner;
+                for (int i = 0; i < inner; i++) { double d = double.CreateTruncating(x[row + i]) - mu[i]; var[i] += d * d; }
+            }
+            for (int i = 0; i < inner; i++)
+            {
+                var[i] = 1.0 / Math.Sqrt(var[i] / c + eps);
+                mean[(long)o * inner + i] = T.CreateTruncating(mu[i]);
+                rstd[(long)o * inner + i] = T.CreateTruncating(var[i]);
+            }
+            for (int ch = 0; ch < c; ch++)
+            {
+                long row = baseIdx + (long)ch * inner;
+                double wv = w is null ? 1.0 : double.CreateTruncating(w[ch]), bv = b is null ? 0.0 : double.CreateTruncating(b[ch]);
+                for (int i = 0; i < inner; i++)
+                    y[row + i] = T.CreateTruncating((double.CreateTruncating(x[row + i]) - mu[i]) * var[i] * wv + bv);
+            }
+        });
+    }
+
+    // With x̂ = (x − μ)·r and g = gy·w:  gx = r·(g − mean_C(g) − x̂·mean_C(g·x̂)),  gw += Σ gy·x̂,  gb += Σ gy.
+    private static void LayerNormBackwardRef<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int outer, int c, int inner)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var gwParts = new List<double[]>();
+        var gbParts = new List<double[]>();
+        Par.Ranges(outer, (long)c * inner, (o0, o1) =>
+        {
+            var gwAcc = new double[c]; var gbAcc = new double[c];
+            var sg = new double[inner]; var sgx = new double[inner];
+            for (long o = o0; o < o1; o++)
+            {
+                long baseIdx = o * c * inner;
+                Array.Clear(sg); Array.Clear(sgx);
+                for (int ch = 0; ch < c; ch++)
+                {
+                    long row = baseIdx + (long)ch * inner;
+                    double wv = w is null ? 1.0 : double.CreateTruncating(w[ch]);
+                    double accW = 0, accB = 0;
+                    for (int i = 0; i < inner; i++)
+                    {
+                        double xh = (double.CreateTruncating(x[row + i]) - double.CreateTruncating(mean[o * inner + i])) * double.CreateTruncating(rstd[o * inner + i]);
+                        double g = double.CreateTruncating(gy[row + i]);
+                        accW += g * xh; accB += g;
+                        sg[i] += g * wv; sgx[i] += g * wv * xh;
+                    }
+                    gwAcc[ch] += accW; gbAcc[ch] += accB;
+                }
+                if (gx is null) continue;
+                for (int ch = 0; ch < c; ch++)
+                {
+                    long row = baseIdx + (long)ch * inner;
+                    double wv = w is null ? 1.0 : double.CreateTruncating(w[ch]);
+                    for (int i = 0; i < inner; i++)
+                    {
+                        double r = double.CreateTruncating(rstd[o * inner + i]);
+                        double xh = (double.CreateTruncating(x[row + i]) - double.CreateTruncating(mean[o * inner + i])) * r;
+                        double g = double.CreateTruncating(gy[row + i]) * wv;
+                        gx[row + i] += T.CreateTruncating(r * (g - sg[i] / c - xh * sgx[i] / c));
+                    }
+                }
+            }
+            lock (gwParts) { gwParts.Add(gwAcc); gbParts.Add(gbAcc); }
+        });
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sw = 0, sb = 0;
+            foreach (var p in gwParts) sw += p[ch];
+            foreach (var p in gbParts) sb += p[ch];
+            if (gw is not null) gw[ch] += T.CreateTruncating(sw);
+            if (gb is not null) gb[ch] += T.CreateTruncating(sb);
+        }
+    }
+
+    // ---- batch norm ---------------------------------------------------------------------------------
+
+    private static (int B, int C, int HW) BnGeometry(Tensor x)
+    {
+        if (x.Rank < 2) throw new ArgumentException($"batch norm: x {Shape.Format(x.Shape)} needs a channel axis");
+        int hw = 1;
+        for (int i = 2; i < x.Rank; i++) hw *= x.Shape[i];
+        return (x.Shape[0], x.Shape[1], hw);
+    }
+
+    public void BatchNormTrain(Tensor x, Tensor w, Tensor b, Tensor y, Tensor saveMean, Tensor saveInvStd, Tensor? runMean, Tensor? runVar, double eps, double momentum)
+    {
+        var (B, C, HW) = BnGeometry(x);
+        if ((long)B * HW < 2) throw new ArgumentException($"batch norm in training needs more than one value per channel, got x {Shape.Format(x.Shape)}");
+        if (FloatType(x, w, b, y, saveMean, saveInvStd, runMean, runVar) == DType.F32)
+            BatchNormTrainRef(B, C, HW, A<float>(x), A<float>(w), A<float>(b), A<float>(y), A<float>(saveMean), A<float>(saveInvStd), AOpt<float>(runMean), AOpt<float>(runVar), eps, momentum);
+        else
+            BatchNormTrainRef(B, C, HW, A<double>(x), A<double>(w), A<double>(b), A<double>(y), A<double>(saveMean), A<double>(saveInvStd), AOpt<double>(runMean), AOpt<double>(runVar), eps, momentum);
+    }
+
+    private static void BatchNormTrainRef<T>(int B, int C, int HW, T[] x, T[] w, T[] b, T[] y, T[] sMean, T[] sInv, T[]? rMean, T[]? rVar, double eps, double momentum)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long n = (long)B * HW;
+        Par.For(C, n, c =>
+        {
+            double s = 0;
+            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) s += double.CreateTruncating(x[o + p]); }
+            double mu = s / n, v = 0;
+            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) { double d = double.CreateTruncating(x[o + p]) - mu; v += d * d; } }
+            double inv = 1.0 / Math.Sqrt(v / n + eps);
+            sMean[c] = T.CreateTruncating(mu); sInv[c] = T.CreateTruncating(inv);
+            double scale = double.CreateTruncating(w[c]) * inv, shift = double.CreateTruncating(b[c]) - mu * scale;
+            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) y[o + p] = T.CreateTruncating(double.CreateTruncating(x[o + p]) * scale + shift); }
+            // Running statistics: biased mean, unbiased variance (PyTorch).
+            if (rMean is not null) rMean[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rMean[c]) + momentum * mu);
+            if (rVar is not null) rVar[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rVar[c]) + momentum * v / (n - 1));
+        });
+    }
+
+    public void BatchNormEval(Tensor x, Tensor w, Tensor b, Tensor y, Tensor runMean, Tensor runVar, double eps)
+    {
+        var (B, C, HW) = BnGeometry(x);
+        if (FloatType(x, w, b, y, runMean, runVar) == DType.F32) BatchNormEvalRef(B, C, HW, A<float>(x), A<float>(w), A<float>(b), A<float>(y), A<float>(runMean), A<float>(runVar), eps);
+        else BatchNormEvalRef(B, C, HW, A<double>(x), A<double>(w), A<double>(b), A<double>(y), A<double>(runMean), A<double>(runVar), eps);
+    }
+
+    private static void BatchNormEvalRef<T>(int B, int C, int HW, T[] x, T[] w, T[] b, T[] y, T[] rMean, T[] rVar, double eps) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Par.For(B * C, HW, bc =>
+        {
+            int c = bc % C;
+            double inv = 1.0 / Math.Sqrt(double.CreateTruncating(rVar[c]) + eps);
+            double scale = double.CreateTruncating(w[c]) * inv, shift = double.CreateTruncating(b[c]) - double.CreateTruncating(rMean[c]) * scale;
+            long o = (long)bc * HW;
+            for (int p = 0; p < HW; p++) y[o + p] = T.CreateTruncating(double.CreateTruncating(x[o + p]) * scale + shift);
+        });
+    }
+
+    // gx = w·r/N · (N·gy − Σgy − x̂·Σ(gy·x̂)),  gw += Σ gy·x̂,  gb += Σ gy   (sums over B·H·W per channel)
+    public void BatchNormBackward(Tensor x, Tensor w, Tensor saveMean, Tensor saveInvStd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb)
+    {
+        var (B, C, HW) = BnGeometry(x);
+        if (FloatType(x, w, saveMean, saveInvStd, gy, gx, gw, gb) == DType.F32)
+            BatchNormBackwardRef(B, C, HW, A<float>(x), A<float>(w), A<float>(saveMean), A<float>(saveInvStd), A<float>(gy), AOpt<float>(gx), AOpt<float>(gw), AOpt<float>(gb));
+        else
+            BatchNormBackwardRef(B, C, HW, A<double>(x), A<double>(w), A<double>(saveMean), A<double>(saveInvStd), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb));
+    }
+
+    private static void BatchNormBackwardRef<T>(int B, int C, int HW, T[] x, T[] w, T[] sMean, T[] sInv, T[] gy, T[]? gx, T[]? gw, T[]? gb)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long n = (long)B * HW;
+        Par.For(C, n, c =>
+        {
+            double mu = double.CreateTruncating(sMean[c]), r = double.CreateTruncating(sInv[c]);
+            double sg = 0, sgx = 0;
+            for (int bi = 0; bi < B; bi++)
+            {
+                long o = ((long)bi * C + c) * HW;
+                for (int p = 0; p < HW; p++) { double g = double.CreateTruncating(gy[o + p]); sg += g; sgx += g * (double.CreateTruncating(x[o + p]) - mu) * r; }
+            }
+            if (gw is not null) gw[c] += T.CreateTruncating(sgx);
+            if (gb is not null) gb[c] += T.CreateTruncating(sg);
+            if (gx is null) return;
+            double k = double.CreateTruncating(w[c]) * r / n;
+            for (int bi = 0; bi < B; bi++)
+            {
+                long o = ((long)bi * C + c) * HW;
+                for (int p = 0; p < HW; p++)
+                {
+                    double xh = (double.CreateTruncating(x[o + p]) - mu) * r;
+                    gx[o + p] += T.CreateTruncating(k * (n * double.CreateTruncating(gy[o + p]) - sg - xh * sgx));
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,28 @@
+namespace Tmca.Engine;
+
+// Convolutions (see Cpu/Conv.cs for the shapes and the algorithms).
+public static partial class Ops
+{
+    /// <summary>x: B×C×H×W, w: O×(C/groups)×kh×kw, b: O → B×O×Ho×Wo.</summary>
+    public static Tensor Conv2d(Tensor x, Tensor w, Tensor? b = null, int stride = 1, int padding = 0, int groups = 1)
+    {
+        SameBackend(x, w, "conv2d");
+        int Ho = (x.Shape[2] + 2 * padding - w.Shape[2]) / stride + 1, Wo = (x.Shape[3] + 2 * padding - w.Shape[3]) / stride + 1;
+        var y = New(x, x.Shape[0], w.Shape[0], Ho, Wo);
+        x.Backend.Conv2d(x, w, b, y, stride, padding, groups);
+        if (Tape.Wants(x, w, b))
+            Tape.Record(y, () => x.Backend.Conv2dBackward(x, w, y.Grad!, G(x), G(w), G(b), stride, padding, groups));
+        return y;
+    }
+
+    /// <summary>Transposed convolution with kernel = stride = k. x: B×C×H×W, w: C×O×k×k, b: O → B×O×kH×kW.</summary>
+    public static Tensor ConvTranspose2d(Tensor x, Tensor w, Tensor? b, int k)
+    {
+        SameBackend(x, w, "conv_transpose2d");
+        var y = New(x, x.Shape[0], w.Shape[1], x.Shape[2] * k, x.Shape[3] * k);
+        x.Backend.ConvTranspose2d(x, w, b, y, k);
+        if (Tape.Wants(x, w, b))
+            Tape.Record(y, () => x.Backend.ConvTranspose2dBackward(x, w, y.Grad!, G(x), G(w), G(b), k));
+        return y;
+    }
+}

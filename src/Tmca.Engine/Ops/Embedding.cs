@@ -1,0 +1,14 @@
+namespace Tmca.Engine;
+
+// Embedding lookup.
+public static partial class Ops
+{
+    /// <summary>ids: I64 (any shape), w: V×D → ids.shape×D.</summary>
+    public static Tensor Embedding(Tensor ids, Tensor w)
+    {
+        var y = New(w, [.. ids.Shape, w.Shape[1]]);
+        w.Backend.Embedding(ids, w, y);
+        if (Tape.Wants(w)) Tape.Record(y, () => w.Backend.EmbeddingBackward(ids, y.Grad!, w.GradOrZeros()));
+        return y;
+    }
+}

@@ -1,0 +1,14 @@
+namespace Tmca.Engine;
+
+// L2 normalisation over the last axis: x / max(‖x‖, eps).
+public static partial class Ops
+{
+    public static Tensor L2Normalize(Tensor x, double eps = 1e-6)
+    {
+        var y = NewLike(x);
+        var norm = New(x, (int)(x.Numel / x.Shape[^1]));
+        x.Backend.L2Normalize(x, y, norm, eps);
+        if (Tape.Wants(x)) Tape.Record(y, () => x.Backend.L2NormalizeBackward(x, y, norm, y.Grad!, x.GradOrZeros(), eps));
+        return y;
+    }
+}

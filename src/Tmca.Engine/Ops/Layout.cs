@@ -1,0 +1,124 @@
+namespace Tmca.Engine;
+
+// Shape and layout ops: reshape (a view), permute, concat, narrow, broadcast, reductions, pixel shuffle, pooling.
+public static partial class Ops
+{
+    /// <summary>A view with a new shape (one entry may be −1); the gradient is reshaped back.</summary>
+    public static Tensor Reshape(Tensor x, params int[] shape)
+    {
+        var y = x.View(shape);
+        y.RequiresGrad = false;
+        if (Tape.Wants(x))
+            Tape.Record(y, () => x.Backend.Axpy(1.0, y.Grad!.View(x.Shape), x.GradOrZeros()));
+        return y;
+    }
+
+    /// <summary>y.shape[i] = x.shape[perm[i]] (a copy).</summary>
+    public static Tensor Permute(Tensor x, params int[] perm)
+    {
+        var shape = new int[perm.Length];
+        for (int i = 0; i < perm.Length; i++) shape[i] = x.Shape[perm[i]];
+        var y = New(x, shape);
+        x.Backend.Permute(x, perm, y, accumulate: false);
+        if (Tape.Wants(x))
+        {
+            var inv = new int[perm.Length];
+            for (int i = 0; i < perm.Length; i++) inv[perm[i]] = i;
+            Tape.Record(y, () => x.Backend.Permute(y.Grad!, inv, x.GradOrZeros(), accumulate: true));
+        }
+        return y;
+    }
+
+    /// <summary>Concatenation along <paramref name="axis"/>.</summary>
+    public static Tensor Concat(IReadOnlyList<Tensor> xs, int axis)
+    {
+        if (xs.Count == 0) throw new ArgumentException("concat of nothing");
+        var shape = (int[])xs[0].Shape.Clone();
+        if (axis < 0) axis += shape.Length;
+        shape[axis] = xs.Sum(t => t.Shape[axis]);
+        var y = New(xs[0], shape);
+        int at = 0;
+        var starts = new int[xs.Count];
+        for (int i = 0; i < xs.Count; i++)
+        {
+            SameBackend(xs[0], xs[i], "concat");
+            starts[i] = at;
+            y.Backend.CopyAxisRange(xs[i], 0, y, at, axis, xs[i].Shape[axis], accumulate: false);
+            at += xs[i].Shape[axis];
+        }
+        if (Tape.Wants(xs))
+            Tape.Record(y, () =>
+            {
+                for (int i = 0; i < xs.Count; i++)
+                    if (xs[i].RequiresGrad)
+                        y.Backend.CopyAxisRange(y.Grad!, starts[i], xs[i].GradOrZeros(), 0, axis, xs[i].Shape[axis], accumulate: true);
+            });
+        return y;
+    }
+
+    /// <summary>The slice [start, start+length) along <paramref name="axis"/> (a copy).</summary>
+    public static Tensor Narrow(Tensor x, int axis, int start, int length)
+    {
+        if (axis < 0) axis += x.Rank;
+        var shape = (int[])x.Shape.Clone();
+        shape[axis] = length;
+        var y = New(x, shape);
+        x.Backend.CopyAxisRange(x, start, y, 0, axis, length, accumulate: false);
+        if (Tape.Wants(x))
+            Tape.Record(y, () => x.Backend.CopyAxisRange(y.Grad!, 0, x.GradOrZeros(), start, axis, length, accumulate: true));
+        return y;
+    }
+
+    public static Tensor BroadcastTo(Tensor x, params int[] shape)
+    {
+        var y = New(x, shape);
+        x.Backend.BroadcastTo(x, y, accumulate: false);
+        if (Tape.Wants(x)) Tape.Record(y, () => x.Backend.SumTo(y.Grad!, x.GradOrZeros(), accumulate: true));
+        return y;
+    }
+
+    /// <summary>Sums x down to <paramref name="shape"/> (axes of size 1, or missing on the left, are summed).</summary>
+    public static Tensor SumTo(Tensor x, params int[] shape)
+    {
+        var y = New(x, shape);
+        x.Backend.SumTo(x, y, accumulate: false);
+        if (Tape.Wants(x)) Tape.Record(y, () => x.Backend.BroadcastTo(y.Grad!, x.GradOrZeros(), accumulate: true));
+        return y;
+    }
+
+    /// <summary>The sum of every element, shape [1].</summary>
+    public static Tensor Sum(Tensor x) => SumTo(x, 1);
+    public static Tensor Mean(Tensor x) => Scale(Sum(x), 1.0 / x.Numel);
+
+    /// <summary>Sum over the given axes; kept as size-1 axes when <paramref name="keepDims"/>.</summary>
+    public static Tensor SumAxes(Tensor x, int[] axes, bool keepDims = false)
+    {
+        var kept = (int[])x.Shape.Clone();
+        foreach (var a in axes) kept[a < 0 ? a + x.Rank : a] = 1;
+        var s = SumTo(x, kept);
+        if (keepDims) return s;
+        var squeezed = kept.Where((d, i) => !axes.Select(a => a < 0 ? a + x.Rank : a).Contains(i)).ToArray();
+        return Reshape(s, squeezed.Length == 0 ? new[] { 1 } : squeezed);
+    }
+
+    /// <summary>PixelShuffle(r): B×(C·r²)×H×W → B×C×(H·r)×(W·r), PyTorch's channel order.</summary>
+    public static Tensor PixelShuffle(Tensor x, int r)
+    {
+        int B = x.Shape[0], Cr = x.Shape[1], H = x.Shape[2], W = x.Shape[3];
+        if (Cr % (r * r) != 0) throw new ArgumentException($"pixel shuffle: {Cr} channels not divisible by {r}²");
+        int C = Cr / (r * r);
+        var t = Reshape(x, B, C, r, r, H, W);
+        t = Permute(t, 0, 1, 4, 2, 5, 3);          // B, C, H, r, W, r
+        return Reshape(t, B, C, H * r, W * r);
+    }
+
+    /// <summary>Average pooling with kernel = stride = k (no padding): B×C×H×W → B×C×(H/k)×(W/k).</summary>
+    public static Tensor AvgPool2d(Tensor x, int k)
+    {
+        int B = x.Shape[0], C = x.Shape[1], H = x.Shape[2], W = x.Shape[3];
+        if (H % k != 0 || W % k != 0) throw new ArgumentException($"avg pool: {H}×{W} not divisible by {k}");
+        var t = Reshape(x, B, C, H / k, k, W / k, k);
+        var s = SumTo(t, B, C, H / k, 1, W / k, 1);
+        return Scale(Reshape(s, B, C, H / k, W / k), 1.0 / (k * k));
+    }
+}

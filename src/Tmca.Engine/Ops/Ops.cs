@@ -1,0 +1,36 @@
+namespace Tmca.Engine;
+
+/// <summary>
+/// Differentiable ops: each runs its forward primitive on the input's backend and, when the tape wants it,
+/// records the backward closure beside it. The op families live in <c>Ops/*.cs</c>; this file holds the
+/// small helpers they share.
+/// </summary>
+public static partial class Ops
+{
+    /// <summary>The gradient buffer of a tensor that needs one, else null (backward primitives skip nulls).</summary>
+    internal static Tensor? G(Tensor? t) => t is { RequiresGrad: true } ? t.GradOrZeros() : null;
+
+    internal static Tensor NewLike(Tensor t) => Tensor.Zeros(t.Shape, t.DType, t.Backend);
+    internal static Tensor New(Tensor like, params int[] shape) => Tensor.Zeros(shape, like.DType, like.Backend);
+
+    /// <summary>Adds sign·full into target's gradient, summing over the axes target was broadcast along.</summary>
+    internal static void ReduceInto(Tensor full, Tensor target, double sign = 1.0)
+    {
+        if (!target.RequiresGrad) return;
+        var g = target.GradOrZeros();
+        var be = full.Backend;
+        if (Shape.Equal(full.Shape, target.Shape)) be.Axpy(sign, full, g);
+        else if (sign == 1.0) be.SumTo(full, g, accumulate: true);
+        else
+        {
+            var tmp = NewLike(target);
+            be.SumTo(full, tmp, accumulate: false);
+            be.Axpy(sign, tmp, g);
+        }
+    }
+
+    internal static void SameBackend(Tensor a, Tensor b, string op)
+    {
+        if (a.Backend != b.Backend) throw new ArgumentException($"{op}: operands on {a.Backend.Name} and {b.Backend.Name}");
+    }
+}

@@ -1,0 +1,13 @@
+namespace Tmca.Engine;
+
+// Softmax over the last axis.
+public static partial class Ops
+{
+    public static Tensor Softmax(Tensor x)
+    {
+        var y = NewLike(x);
+        x.Backend.Softmax(x, y);
+        if (Tape.Wants(x)) Tape.Record(y, () => x.Backend.SoftmaxBackward(y, y.Grad!, x.GradOrZeros()));
+        return y;
+    }
+}

@@ -1,0 +1,81 @@
+namespace Tmca.Engine;
+
+/// <summary>
+/// The autograd tape (micrograd's idea, llm.c's explicit backward passes). While a tape is open on a thread,
+/// every op whose inputs require gradients appends a closure that knows how to push the output's gradient
+/// back to those inputs. <see cref="Backward"/> seeds d(loss)/d(loss) = 1 and replays the closures in reverse
+/// recording order — a valid topological order, because an op is recorded after all of its inputs exist.
+/// Gradients accumulate with += into <see cref="Tensor.Grad"/>; parameters keep theirs until zeroed.
+/// After backward the closures (and with them every saved activation) are dropped.
+/// </summary>
+public sealed class Tape : IDisposable
+{
+    [ThreadStatic] private static Tape? _current;
+    [ThreadStatic] private static int _noGrad;
+
+    private readonly Tape? _parent;
+    private readonly List<(Tensor Output, Action Backward)> _entries = new();
+    private bool _done;
+
+    public Tape() { _parent = _current; _current = this; }
+
+    /// <summary>The number of recorded ops (for tests and diagnostics).</summary>
+    public int Count => _entries.Count;
+
+    /// <summary>True when an op with these inputs must record its backward.</summary>
+    public static bool Wants(Tensor? a) => _current is not null && _noGrad == 0 && a is { RequiresGrad: true };
+    public static bool Wants(Tensor? a, Tensor? b) => Wants(a) || Wants(b);
+    public static bool Wants(Tensor? a, Tensor? b, Tensor? c) => Wants(a) || Wants(b) || Wants(c);
+    public static bool Wants(IEnumerable<Tensor?> xs) => _current is not null && _noGrad == 0 && xs.Any(x => x is { RequiresGrad: true });
+
+    /// <summary>Records <paramref name="backward"/> for <paramref name="output"/>, which now requires grad.
+    /// The closure runs only if a gradient reached the output.</summary>
+    public static void Record(Tensor output, Action backward)
+    {
+        var tape = _current ?? throw new InvalidOperationException("no tape is open");
+        if (tape._done) throw new InvalidOperationException("this tape has already run backward; open a new one");
+        output.RequiresGrad = true;
+        tape._entries.Add((output, backward));
+    }
+
+    /// <summary>Turns recording off until the handle is disposed (inference, optimiser updates).</summary>
+    public static NoGradHandle NoGrad() { _noGrad++; return new NoGradHandle(true); }
+
+    public readonly struct NoGradHandle : IDisposable
+    {
+        private readonly bool _active;
+        internal NoGradHandle(bool active) => _active = active;
+        public void Dispose() { if (_active) _noGrad--; }
+    }
+
+    /// <summary>Back-propagates from a one-element loss (or from <paramref name="seed"/> as its gradient).</summary>
+    public void Backward(Tensor loss, Tensor? seed = null)
+    {
+        if (_done) throw new InvalidOperationException("backward has already run on this tape");
+        if (!loss.RequiresGrad) throw new InvalidOperationException("the loss does not depend on any tensor that requires grad");
+        if (seed is null && loss.Numel != 1) throw new InvalidOperationException($"backward from a non-scalar {Shape.Format(loss.Shape)} needs a seed gradient");
+        using (NoGrad())
+        {
+            var g = loss.GradOrZeros();
+            if (seed is null) g.Backend.Fill(g, 1.0);
+            else g.Backend.Copy(seed, g);
+            for (int i = _entries.Count - 1; i >= 0; i--)
+            {
+                var (output, backward) = _entries[i];
+                if (output.Grad is not null) backward();
+            }
+        }
+        // Intermediate gradients and saved activations are no longer needed: drop them.
+        foreach (var (output, _) in _entries)
+            if (!output.Persistent) output.Grad = null;
+        _entries.Clear();
+        _done = true;
+    }
+
+    public void Dispose()
+    {
+        if (_current != this) throw new InvalidOperationException("tapes must be closed in the order they were opened");
+        _current = _parent;
+        _entries.Clear();
+    }
+}

@@ -1,0 +1,166 @@
+using System.Runtime.InteropServices;
+
+namespace Tmca.Engine;
+
+/// <summary>
+/// A dense, row-major, contiguous n-d array on one backend. Reshape makes a view that shares the storage;
+/// every other layout change (permute, slicing) copies. Autograd state lives here too: <see cref="Grad"/>
+/// is accumulated by the <see cref="Tape"/>, <see cref="RequiresGrad"/> marks tensors it must track.
+/// </summary>
+public sealed class Tensor : IDisposable
+{
+    public readonly int[] Shape;
+    public readonly Storage Storage;
+    public DType DType => Storage.DType;
+    public IBackend Backend => Storage.Backend;
+    public DeviceKind Device => Backend.Device;
+    public int Rank => Shape.Length;
+    public long Numel { get; }
+    public long[] Strides => Engine.Shape.Strides(Shape);
+
+    /// <summary>Accumulated gradient (same shape, dtype and backend), or null before the first backward.</summary>
+    public Tensor? Grad { get; set; }
+    public bool RequiresGrad { get; set; }
+    /// <summary>Parameters and buffers: survive <see cref="TensorScope"/> disposal, and so do their gradients.</summary>
+    public bool Persistent { get; init; }
+    public string? Name { get; set; }
+
+    private bool _disposed;
+
+    public Tensor(int[] shape, Storage storage, bool persistent = false)
+    {
+        long n = Engine.Shape.Numel(shape);
+        if (n > storage.Count) throw new ArgumentException($"shape {Engine.Shape.Format(shape)} needs {n} elements, storage has {storage.Count}");
+        foreach (var d in shape) if (d < 0) throw new ArgumentException($"negative dimension in {Engine.Shape.Format(shape)}");
+        Shape = shape;
+        Storage = storage;
+        Numel = n;
+        Persistent = persistent;
+        storage.Retain();
+        if (!persistent) TensorScope.Register(this);
+    }
+
+    // ---- construction -------------------------------------------------------------------------------
+
+    public static Tensor Zeros(int[] shape, DType dtype = DType.F32, IBackend? backend = null, bool persistent = false)
+    {
+        backend ??= CpuBackend.Instance;
+        return new Tensor((int[])shape.Clone(), backend.Allocate(dtype, Engine.Shape.Numel(shape)), persistent);
+    }
+
+    /// <summary>An uninitialised-by-contract tensor (zero on every backend today; callers must overwrite it).</summary>
+    public static Tensor Empty(int[] shape, DType dtype, IBackend backend) => Zeros(shape, dtype, backend);
+
+    public static Tensor ZerosLike(Tensor t, bool persistent = false) => Zeros(t.Shape, t.DType, t.Backend, persistent);
+
+    public static Tensor Full(int[] shape, double value, DType dtype = DType.F32, IBackend? backend = null)
+    {
+        var t = Zeros(shape, dtype, backend);
+        t.Backend.Fill(t, value);
+        return t;
+    }
+
+    public static Tensor FromArray(float[] data, params int[] shape) => FromHost(data, DType.F32, shape);
+    public static Tensor FromArray(double[] data, params int[] shape) => FromHost(data, DType.F64, shape);
+    public static Tensor FromArray(long[] data, params int[] shape) => FromHost(data, DType.I64, shape);
+    public static Tensor FromArray(byte[] data, params int[] shape) => FromHost(data, DType.U8, shape);
+
+    /// <summary>Wraps a host array on the CPU without copying (the tensor owns the array from now on).</summary>
+    private static Tensor FromHost(Array data, DType dtype, int[] shape)
+    {
+        if (shape.Length == 0) shape = new[] { data.Length };
+        if (Engine.Shape.Numel(shape) != data.Length)
+            throw new ArgumentException($"{data.Length} values do not fill shape {Engine.Shape.Format(shape)}");
+        return new Tensor(shape, new CpuStorage(data, dtype));
+    }
+
+    public static Tensor Scalar(double v, DType dtype = DType.F32, IBackend? backend = null) => Full(new[] { 1 }, v, dtype, backend);
+
+    // ---- host access --------------------------------------------------------------------------------
+
+    /// <summary>The elements as a span; CPU tensors only (device tensors: use <see cref="ToArray{T}"/>).</summary>
+    public Span<T> Span<T>() where T : unmanaged
+    {
+        if (Storage is not CpuStorage cpu)
+            throw new InvalidOperationException($"tensor {Name ?? Engine.Shape.Format(Shape)} lives on {Backend.Name}; copy it to the CPU first");
+        if (cpu.Data is not T[] arr)
+            throw new InvalidOperationException($"tensor is {DType}, not {typeof(T).Name}");
+        return arr.AsSpan(0, checked((int)Numel));
+    }
+
+    /// <summary>A fresh host copy of the elements (any backend).</summary>
+    public T[] ToArray<T>() where T : unmanaged
+    {
+        if (Storage is CpuStorage) return Span<T>().ToArray();
+        var host = Backend.Download(this);
+        if (host is not T[] arr) throw new InvalidOperationException($"tensor is {DType}, not {typeof(T).Name}");
+        return arr;
+    }
+
+    /// <summary>The elements as float64 whatever the float type (for comparisons and printing).</summary>
+    public double[] ToDoubles()
+    {
+        return DType switch
+        {
+            DType.F32 => Array.ConvertAll(ToArray<float>(), v => (double)v),
+            DType.F64 => ToArray<double>(),
+            DType.I64 => Array.ConvertAll(ToArray<long>(), v => (double)v),
+            DType.U8 => Array.ConvertAll(ToArray<byte>(), v => (double)v),
+            _ => throw new NotSupportedException(),
+        };
+    }
+
+    public double Item()
+    {
+        if (Numel != 1) throw new InvalidOperationException($"Item() on a tensor of shape {Engine.Shape.Format(Shape)}");
+        return ToDoubles()[0];
+    }
+
+    /// <summary>A copy on another backend (or the same one).</summary>
+    public Tensor To(IBackend backend, bool persistent = false)
+    {
+        var t = Zeros(Shape, DType, backend, persistent);
+        if (backend == Backend) Backend.Copy(this, t);
+        else if (Storage is CpuStorage cpu) backend.Upload(cpu.Data, t);
+        else if (backend is CpuBackend) Backend.Download(this, ((CpuStorage)t.Storage).Data);
+        else backend.Upload(Backend.Download(this), t);
+        return t;
+    }
+
+    /// <summary>A copy in another float type (F32 ↔ F64), on the same backend.</summary>
+    public Tensor ToDType(DType dtype)
+    {
+        var t = Zeros(Shape, dtype, Backend);
+        Backend.Convert(this, t);
+        return t;
+    }
+
+    public Tensor Clone(bool persistent = false)
+    {
+        var t = Zeros(Shape, DType, Backend, persistent);
+        Backend.Copy(this, t);
+        return t;
+    }
+
+    /// <summary>A view with another shape over the same storage (no autograd; see <see cref="Ops.Reshape"/>).</summary>
+    public Tensor View(params int[] shape) => new(Engine.Shape.Resolve(shape, Numel), Storage);
+
+    public Tensor GradOrZeros()
+    {
+        if (Grad is null)
+        {
+            using var _ = Persistent ? TensorScope.Suspend() : default;
+            Grad = Zeros(Shape, DType, Backend, Persistent);
+        }
+        return Grad;
+    }
+
+    public override string ToString() => $"Tensor{Engine.Shape.Format(Shape)} {DType} on {Backend.Name}{(Name is null ? "" : " " + Name)}";
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Storage.Release();
+    }
+}
