@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace Tmca.Engine;
 
@@ -49,107 +50,126 @@ public sealed partial class CpuBackend
     private static void Conv2dRef<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (g.Depthwise && !g.Pointwise) { DepthwiseForward(g, x, w, b, y); return; }
-        // col: B × (C·kh·kw) × P ; then per image and group: y_bg (Og×P) = w_g (Og×K) · col_bg (K×P)
-        T[] col = g.Pointwise ? x : Im2Col(g, x);
-        for (int gi = 0; gi < g.Groups; gi++)
-            GemmT(false, false, g.Og, g.P, g.K, 1.0,
-                  w, (long)gi * g.Og * g.K, 0,
-                  col, (long)gi * g.K * g.P, (long)g.C * g.Kh * g.Kw * g.P,
-                  0.0, y, (long)gi * g.Og * g.P, (long)g.O * g.P, g.B);
-        if (b is not null)
-            Par.For(g.B * g.O, g.P, bo =>
-            {
-                T bias = b[bo % g.O];
-                var row = y.AsSpan(bo * g.P, g.P);
-                for (int p = 0; p < row.Length; p++) row[p] += bias;
-            });
+        // Per image: col (C·kh·kw × P) = im2col(x_b); per group: y_bg (Og×P) = w_g (Og×K) · col_g (K×P).
+        // Images run in parallel, each with its own col buffer (which stays in cache) and a serial GEMM.
+        long colSize = (long)g.C * g.Kh * g.Kw * g.P;
+        bool threadsInGemm = g.B == 1;
+        Par.For(g.B, (long)g.O * g.K * g.P, bi =>
+        {
+            T[] col = g.Pointwise ? x : ColBuffer<T>(colSize);
+            long colOff = g.Pointwise ? bi * colSize : 0;
+            if (!g.Pointwise) Im2ColImage(g, x, bi, col);
+            for (int gi = 0; gi < g.Groups; gi++)
+                GemmT(false, false, g.Og, g.P, g.K, 1.0, w, (long)gi * g.Og * g.K, 0, col, colOff + (long)gi * g.K * g.P, 0,
+                      0.0, y, (long)bi * g.O * g.P + (long)gi * g.Og * g.P, 0, 1, threadsInGemm);
+            if (b is not null)
+                for (int o = 0; o < g.O; o++)
+                {
+                    var row = y.AsSpan((int)(((long)bi * g.O + o) * g.P), g.P);
+                    T bias = b[o];
+                    for (int p = 0; p < row.Length; p++) row[p] += bias;
+                }
+        });
     }
 
     private static void Conv2dBackwardRef<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw, T[]? gb) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (gb is not null) BiasGrad(gy, gb, g.B, g.O, g.P);
         if (g.Depthwise && !g.Pointwise) { DepthwiseBackward(g, x, w, gy, gx, gw); return; }
-        long colPerImage = (long)g.C * g.Kh * g.Kw * g.P;
-        if (gw is not null)
+        if (gx is null && gw is null) return;
+        // Per image, in parallel: col = im2col(x_b); gw_partial += gy_b·colᵀ; gcol = wᵀ·gy_b; gx_b += col2im(gcol).
+        // Each thread accumulates its own weight-gradient partial; they are summed at the end.
+        long colSize = (long)g.C * g.Kh * g.Kw * g.P;
+        bool threadsInGemm = g.B == 1;
+        var partials = new List<T[]>();
+        Par.Ranges(g.B, (long)g.O * g.K * g.P * 2, (b0, b1) =>
         {
-            // gw_g (Og×K) += Σ_b gy_bg (Og×P) · col_bgᵀ (P×K)
-            T[] col = g.Pointwise ? x : Im2Col(g, x);
-            for (int bi = 0; bi < g.B; bi++)
+            var gwPart = gw is null ? null : new T[gw.Length];
+            var gcol = gx is null || g.Pointwise ? null : new T[colSize];
+            for (long bl = b0; bl < b1; bl++)
+            {
+                int bi = (int)bl;
+                T[] col = g.Pointwise ? x : ColBuffer<T>(colSize);
+                long colOff = g.Pointwise ? bi * colSize : 0;
+                if (gwPart is not null && !g.Pointwise) Im2ColImage(g, x, bi, col);
                 for (int gi = 0; gi < g.Groups; gi++)
-                    GemmT(false, true, g.Og, g.K, g.P, 1.0,
-                          gy, (long)bi * g.O * g.P + (long)gi * g.Og * g.P, 0,
-                          col, bi * colPerImage + (long)gi * g.K * g.P, 0,
-                          1.0, gw, (long)gi * g.Og * g.K, 0, 1);
-        }
-        if (gx is not null)
-        {
-            // gcol_bg (K×P) = w_gᵀ (K×Og) · gy_bg (Og×P), then scatter-add back to the image (col2im).
-            var gcol = new T[g.B * colPerImage];
-            for (int gi = 0; gi < g.Groups; gi++)
-                GemmT(true, false, g.K, g.P, g.Og, 1.0,
-                      w, (long)gi * g.Og * g.K, 0,
-                      gy, (long)gi * g.Og * g.P, (long)g.O * g.P,
-                      0.0, gcol, (long)gi * g.K * g.P, colPerImage, g.B);
-            if (g.Pointwise) for (long i = 0; i < gcol.Length; i++) gx[i] += gcol[i];
-            else Col2ImAdd(g, gcol, gx);
-        }
-    }
-
-    /// <summary>col[b, (c·kh + i)·kw + j, oh·Wo + ow] = x[b, c, oh·s − pad + i, ow·s − pad + j] (0 outside).</summary>
-    private static T[] Im2Col<T>(ConvGeom g, T[] x) where T : unmanaged, INumberBase<T>
-    {
-        int rows = g.C * g.Kh * g.Kw;
-        var col = new T[(long)g.B * rows * g.P];
-        Par.For(g.B * g.C, (long)g.Kh * g.Kw * g.P, bc =>
-        {
-            int bi = bc / g.C, c = bc % g.C;
-            long xo = (long)bc * g.H * g.W;
-            for (int i = 0; i < g.Kh; i++)
-                for (int j = 0; j < g.Kw; j++)
                 {
-                    long co = ((long)bi * rows + (c * g.Kh + i) * g.Kw + j) * g.P;
-                    for (int oh = 0; oh < g.Ho; oh++)
+                    long gyOff = (long)bi * g.O * g.P + (long)gi * g.Og * g.P;
+                    if (gwPart is not null)
+                        GemmT(false, true, g.Og, g.K, g.P, 1.0, gy, gyOff, 0, col, colOff + (long)gi * g.K * g.P, 0,
+                              1.0, gwPart, (long)gi * g.Og * g.K, 0, 1, threadsInGemm);
+                    if (gx is not null)
                     {
-                        int ih = oh * g.Stride - g.Pad + i;
-                        long rowOut = co + (long)oh * g.Wo;
-                        if ((uint)ih >= (uint)g.H) continue;   // stays zero
-                        long rowIn = xo + (long)ih * g.W;
-                        for (int ow = 0; ow < g.Wo; ow++)
-                        {
-                            int iw = ow * g.Stride - g.Pad + j;
-                            if ((uint)iw < (uint)g.W) col[rowOut + ow] = x[rowIn + iw];
-                        }
+                        // 1×1 stride-1 convs scatter nothing: the column gradient is the image gradient.
+                        if (g.Pointwise)
+                            GemmT(true, false, g.K, g.P, g.Og, 1.0, w, (long)gi * g.Og * g.K, 0, gy, gyOff, 0,
+                                  1.0, gx, bi * colSize + (long)gi * g.K * g.P, 0, 1, threadsInGemm);
+                        else
+                            GemmT(true, false, g.K, g.P, g.Og, 1.0, w, (long)gi * g.Og * g.K, 0, gy, gyOff, 0,
+                                  0.0, gcol!, (long)gi * g.K * g.P, 0, 1, threadsInGemm);
                     }
                 }
+                if (gx is not null && !g.Pointwise) Col2ImAddImage(g, gcol!, gx, bi);
+            }
+            if (gwPart is not null) lock (partials) partials.Add(gwPart);
         });
-        return col;
+        if (gw is not null)
+            foreach (var part in partials)
+                for (int i = 0; i < gw.Length; i++) gw[i] += part[i];
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col{T}"/>: gx[b, c, ih, iw] += every col entry that read it.</summary>
-    private static void Col2ImAdd<T>(ConvGeom g, T[] col, T[] gx) where T : unmanaged, INumberBase<T>
+    /// <summary>A per-thread scratch buffer for one image's columns (reused across calls).</summary>
+    private static T[] ColBuffer<T>(long size) where T : unmanaged => ScratchBuffers<T>.Get(0, size);
+
+    /// <summary>col[(c·kh + i)·kw + j, oh·Wo + ow] = x[b, c, oh·s − pad + i, ow·s − pad + j] (0 outside), one image.</summary>
+    private static void Im2ColImage<T>(ConvGeom g, T[] x, int bi, T[] col) where T : unmanaged, INumberBase<T>
     {
-        int rows = g.C * g.Kh * g.Kw;
-        Par.For(g.B * g.C, (long)g.Kh * g.Kw * g.P, bc =>
+        for (int c = 0; c < g.C; c++)
         {
-            int bi = bc / g.C, c = bc % g.C;
-            long xo = (long)bc * g.H * g.W;
+            var plane = x.AsSpan((int)(((long)bi * g.C + c) * g.H * g.W), g.H * g.W);
             for (int i = 0; i < g.Kh; i++)
                 for (int j = 0; j < g.Kw; j++)
                 {
-                    long co = ((long)bi * rows + (c * g.Kh + i) * g.Kw + j) * g.P;
+                    var row = col.AsSpan(((c * g.Kh + i) * g.Kw + j) * g.P, g.P);
+                    var (lo, hi) = ValidOutputs(j, g.Stride, g.Pad, g.W, g.Wo);
+                    for (int oh = 0; oh < g.Ho; oh++)
+                    {
+                        var dst = row.Slice(oh * g.Wo, g.Wo);
+                        int ih = oh * g.Stride - g.Pad + i;
+                        if ((uint)ih >= (uint)g.H || lo >= hi) { dst.Clear(); continue; }
+                        dst[..lo].Clear();
+                        dst[hi..].Clear();
+                        int x0 = ih * g.W + lo * g.Stride - g.Pad + j;
+                        if (g.Stride == 1) plane.Slice(x0, hi - lo).CopyTo(dst[lo..hi]);
+                        else for (int ow = lo; ow < hi; ow++) dst[ow] = plane[x0 + (ow - lo) * g.Stride];
+                    }
+                }
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="Im2ColImage{T}"/>: gx[b, c, ih, iw] += every column entry that read it.</summary>
+    private static void Col2ImAddImage<T>(ConvGeom g, T[] col, T[] gx, int bi) where T : unmanaged, INumberBase<T>
+    {
+        for (int c = 0; c < g.C; c++)
+        {
+            var plane = gx.AsSpan((int)(((long)bi * g.C + c) * g.H * g.W), g.H * g.W);
+            for (int i = 0; i < g.Kh; i++)
+                for (int j = 0; j < g.Kw; j++)
+                {
+                    var row = col.AsSpan(((c * g.Kh + i) * g.Kw + j) * g.P, g.P);
+                    var (lo, hi) = ValidOutputs(j, g.Stride, g.Pad, g.W, g.Wo);
+                    if (lo >= hi) continue;
                     for (int oh = 0; oh < g.Ho; oh++)
                     {
                         int ih = oh * g.Stride - g.Pad + i;
                         if ((uint)ih >= (uint)g.H) continue;
-                        long rowIn = co + (long)oh * g.Wo, rowOut = xo + (long)ih * g.W;
-                        for (int ow = 0; ow < g.Wo; ow++)
-                        {
-                            int iw = ow * g.Stride - g.Pad + j;
-                            if ((uint)iw < (uint)g.W) gx[rowOut + iw] += col[rowIn + ow];
-                        }
+                        var src = row.Slice(oh * g.Wo + lo, hi - lo);
+                        int x0 = ih * g.W + lo * g.Stride - g.Pad + j;
+                        if (g.Stride == 1) TensorPrimitives.Add(plane.Slice(x0, hi - lo), src, plane.Slice(x0, hi - lo));
+                        else for (int ow = 0; ow < src.Length; ow++) plane[x0 + ow * g.Stride] += src[ow];
                     }
                 }
-        });
+        }
     }
 
     /// <summary>gb[o] += Σ_{b,p} gy[b, o, p], accumulated in float64.</summary>
@@ -167,10 +187,14 @@ public sealed partial class CpuBackend
         });
     }
 
-    // ---- depthwise: one k×k filter per channel, direct loops ----------------------------------------
+    // ---- depthwise: one k×k filter per channel ------------------------------------------------------
+    // Each (image, channel) plane is copied into a zero-padded scratch plane, so the inner loops have no
+    // bounds logic and run over whole output rows with SIMD. Stride 1 (ConvNeXt) takes that path; other
+    // strides use the direct loops below it.
 
     private static void DepthwiseForward<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (g.Stride == 1 && g.Kh == g.Kw) { DepthwiseForwardPadded(g, x, w, b, y); return; }
         Par.For(g.B * g.C, (long)g.P * g.Kh * g.Kw, bc =>
         {
             int c = bc % g.C;
@@ -195,6 +219,7 @@ public sealed partial class CpuBackend
 
     private static void DepthwiseBackward<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (g.Stride == 1 && g.Kh == g.Kw) { DepthwiseBackwardPadded(g, x, w, gy, gx, gw); return; }
         // One task per channel so the weight gradient needs no locking; images loop inside.
         Par.For(g.C, (long)g.B * g.P * g.Kh * g.Kw, c =>
         {
@@ -229,6 +254,108 @@ public sealed partial class CpuBackend
                     }
             }
             if (gw is not null) for (int t = 0; t < acc.Length; t++) gw[wo + t] += T.CreateTruncating(acc[t]);
+        });
+    }
+
+    /// <summary>Copies an H×W plane into the middle of a zeroed (H+2p)×(W+2p) scratch plane.</summary>
+    private static void PadPlane<T>(ReadOnlySpan<T> src, int H, int W, int pad, Span<T> dst) where T : unmanaged
+    {
+        int Wp = W + 2 * pad;
+        dst.Clear();
+        for (int r = 0; r < H; r++) src.Slice(r * W, W).CopyTo(dst.Slice((r + pad) * Wp + pad, W));
+    }
+
+    /// <summary>y[oh, ow] (+)= Σ_{i,j} f[i, j]·xp[oh + i, ow + j] over a padded plane (stride 1, k×k filter),
+    /// vectorised over ow. With the filter flipped this is also the data gradient of a depthwise conv.</summary>
+    private static void CorrelatePlane<T>(ReadOnlySpan<T> xp, int Wp, ReadOnlySpan<T> f, int k, Span<T> y, int Ho, int Wo, T init, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int vw = Vector<T>.Count;
+        for (int oh = 0; oh < Ho; oh++)
+        {
+            var yrow = y.Slice(oh * Wo, Wo);
+            int ow = 0;
+            for (; ow + vw <= Wo; ow += vw)
+            {
+                var acc = accumulate ? new Vector<T>(yrow.Slice(ow)) : new Vector<T>(init);
+                for (int i = 0; i < k; i++)
+                {
+                    var xrow = xp.Slice((oh + i) * Wp + ow);
+                    var frow = f.Slice(i * k, k);
+                    for (int j = 0; j < k; j++) acc += new Vector<T>(frow[j]) * new Vector<T>(xrow.Slice(j));
+                }
+                acc.CopyTo(yrow.Slice(ow));
+            }
+            for (; ow < Wo; ow++)
+            {
+                T s = accumulate ? yrow[ow] : init;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) s += f[i * k + j] * xp[(oh + i) * Wp + ow + j];
+                yrow[ow] = s;
+            }
+        }
+    }
+
+    private static void DepthwiseForwardPadded<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int k = g.Kh, Hp = g.H + 2 * g.Pad, Wp = g.W + 2 * g.Pad;
+        // The vector loads stay inside the padded plane: its last row/column is exactly the last one read.
+        Par.For(g.B * g.C, (long)g.P * k * k, bc =>
+        {
+            int c = bc % g.C;
+            var xp = ScratchBuffers<T>.Get(1, (long)Hp * Wp).AsSpan(0, Hp * Wp);
+            PadPlane<T>(x.AsSpan((int)((long)bc * g.H * g.W), g.H * g.W), g.H, g.W, g.Pad, xp);
+            CorrelatePlane<T>(xp, Wp, w.AsSpan(c * k * k, k * k), k, y.AsSpan((int)((long)bc * g.P), g.P), g.Ho, g.Wo,
+                              b is null ? T.Zero : b[c], accumulate: false);
+        });
+    }
+
+    private static void DepthwiseBackwardPadded<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int k = g.Kh, pad = g.Pad, Hp = g.H + 2 * pad, Wp = g.W + 2 * pad;
+        int qpad = k - 1 - pad, Hq = g.Ho + 2 * qpad, Wq = g.Wo + 2 * qpad;
+        int vw = Vector<T>.Count;
+        // One task per channel: the weight gradient is private to it; images loop inside.
+        Par.For(g.C, (long)g.B * g.P * k * k * 2, c =>
+        {
+            var flipped = new T[k * k];
+            for (int t = 0; t < k * k; t++) flipped[t] = w[c * k * k + (k * k - 1 - t)];
+            var acc = new Vector<T>[k * k];
+            var xp = ScratchBuffers<T>.Get(1, (long)Hp * Wp).AsSpan(0, Hp * Wp);
+            var gq = ScratchBuffers<T>.Get(2, (long)Hq * Wq).AsSpan(0, Hq * Wq);
+            var tail = new T[k * k];
+            for (int bi = 0; bi < g.B; bi++)
+            {
+                long bc = (long)bi * g.C + c;
+                var gyPlane = gy.AsSpan((int)(bc * g.P), g.P);
+                if (gx is not null)
+                {
+                    // gx = correlate(pad(gy, k−1−pad), flip(w))
+                    PadPlane<T>(gyPlane, g.Ho, g.Wo, qpad, gq);
+                    CorrelatePlane<T>(gq, Wq, flipped, k, gx.AsSpan((int)(bc * g.H * g.W), g.H * g.W), g.H, g.W, T.Zero, accumulate: true);
+                }
+                if (gw is null) continue;
+                // gw[i, j] += Σ_{oh, ow} gy[oh, ow]·xp[oh + i, ow + j]
+                PadPlane<T>(x.AsSpan((int)(bc * g.H * g.W), g.H * g.W), g.H, g.W, pad, xp);
+                for (int oh = 0; oh < g.Ho; oh++)
+                {
+                    var gyrow = gyPlane.Slice(oh * g.Wo, g.Wo);
+                    for (int i = 0; i < k; i++)
+                    {
+                        var xrow = xp.Slice((oh + i) * Wp);
+                        for (int j = 0; j < k; j++)
+                        {
+                            int ow = 0;
+                            var a = acc[i * k + j];
+                            for (; ow + vw <= g.Wo; ow += vw) a += new Vector<T>(gyrow.Slice(ow)) * new Vector<T>(xrow.Slice(ow + j));
+                            acc[i * k + j] = a;
+                            for (; ow < g.Wo; ow++) tail[i * k + j] += gyrow[ow] * xrow[ow + j];
+                        }
+                    }
+                }
+            }
+            if (gw is not null)
+                for (int t = 0; t < k * k; t++) gw[c * k * k + t] += Vector.Sum(acc[t]) + tail[t];
         });
     }
 
@@ -319,10 +446,10 @@ public sealed partial class CpuBackend
 
     /// <summary>GEMM on raw arrays in the kernel's float type: the float fast path or the reference.</summary>
     internal static void GemmT<T>(bool ta, bool tb, int m, int n, int k, double alpha, T[] a, long offA, long sA, T[] b, long offB, long sB,
-                                  double beta, T[] c, long offC, long sC, int batch) where T : unmanaged, INumberBase<T>
+                                  double beta, T[] c, long offC, long sC, int batch, bool threads = true) where T : unmanaged, INumberBase<T>
     {
         if (typeof(T) == typeof(float))
-            GemmF32.Run(ta, tb, m, n, k, (float)alpha, (float[])(object)a, offA, sA, (float[])(object)b, offB, sB, (float)beta, (float[])(object)c, offC, sC, batch);
+            GemmF32.Run(ta, tb, m, n, k, (float)alpha, (float[])(object)a, offA, sA, (float[])(object)b, offB, sB, (float)beta, (float[])(object)c, offC, sC, batch, threads);
         else GemmRef(ta, tb, m, n, k, alpha, a, offA, sA, b, offB, sB, beta, c, offC, sC, batch);
     }
 }

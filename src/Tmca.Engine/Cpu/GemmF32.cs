@@ -21,8 +21,6 @@ internal static unsafe class GemmF32
     internal static int MR => Use512 ? 8 : 6;
     internal static int NR => Use512 ? 32 : 16;
 
-    /// <summary>Set to force the reference path (tests compare the two).</summary>
-    internal static bool ForceReference;
 
     [ThreadStatic] private static float* _packA;
     [ThreadStatic] private static float* _packB;
@@ -30,10 +28,10 @@ internal static unsafe class GemmF32
 
     public static void Run(bool ta, bool tb, int m, int n, int k, float alpha,
                            float[] a, long offA, long sA, float[] b, long offB, long sB,
-                           float beta, float[] c, long offC, long sC, int batch)
+                           float beta, float[] c, long offC, long sC, int batch, bool threads = true)
     {
         if (m == 0 || n == 0 || batch == 0) return;
-        if (ForceReference || !(Use512 || Use256) || (long)m * n * k < 4096)
+        if (!(Use512 || Use256) || (long)m * n * k < 4096)
         {
             CpuBackend.GemmRef(ta, tb, m, n, k, alpha, a, offA, sA, b, offB, sB, beta, c, offC, sC, batch);
             return;
@@ -42,7 +40,7 @@ internal static unsafe class GemmF32
         {
             float* A = pa, B = pb, Cp = pc;
             long work = (long)m * n * k;
-            if (batch > 1 && work < 4_000_000)
+            if (batch > 1 && work < 4_000_000 && threads)
             {
                 // Many small products (attention heads, per-image convs): one product per task.
                 Par.For(batch, work, i => Single(ta, tb, m, n, k, alpha, A + offA + i * sA, B + offB + i * sB, beta, Cp + offC + i * sC, parallel: false));
@@ -50,19 +48,25 @@ internal static unsafe class GemmF32
             else
             {
                 for (int i = 0; i < batch; i++)
-                    Single(ta, tb, m, n, k, alpha, A + offA + i * sA, B + offB + i * sB, beta, Cp + offC + i * sC, parallel: work >= 2_000_000);
+                    Single(ta, tb, m, n, k, alpha, A + offA + i * sA, B + offB + i * sB, beta, Cp + offC + i * sC, parallel: threads && work >= 2_000_000);
             }
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Single(bool ta, bool tb, int m, int n, int k, float alpha, float* a, float* b, float beta, float* c, bool parallel)
     {
-        // C ← beta·C first; every tile is then accumulated with +=.
-        if (beta != 1f)
+        if (k == 0 || alpha == 0f)
+        {
             for (long i = 0; i < (long)m * n; i++) c[i] = beta == 0f ? 0f : beta * c[i];
-        if (k == 0 || alpha == 0f) return;
+            return;
+        }
 
-        int mr = MR, nr = NR, mc = mr * MCPanels;
+        // M blocks of at most MCPanels row panels, balanced so that threads get equal shares.
+        int mr = MR, nr = NR, maxMc = mr * MCPanels;
+        int blocks = (m + maxMc - 1) / maxMc;
+        if (parallel) blocks = Math.Max(2, (blocks + 1) / 2 * 2);
+        int mc = Math.Min(maxMc, ((m + blocks - 1) / blocks + mr - 1) / mr * mr);
         for (int jc = 0; jc < n; jc += NC)
         {
             int nc = Math.Min(NC, n - jc);
@@ -70,6 +74,7 @@ internal static unsafe class GemmF32
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
+                float blockBeta = pc == 0 ? beta : 1f;   // the first K block applies beta, later ones accumulate
                 float* bp = PackBBuffer(nPanels * nr * kc);
                 PackB(tb, b, k, n, pc, kc, jc, nc, bp);
                 int mBlocks = (m + mc - 1) / mc;
@@ -81,7 +86,7 @@ internal static unsafe class GemmF32
                         int ic = ib * mc, mcc = Math.Min(mc, m - ic);
                         float* ap = PackABuffer(mc * KC);
                         PackA(ta, a, m, k, ic, mcc, pc, kc, ap);
-                        Block(ap, (float*)bpAddr, c, n, ic, mcc, jc, nc, kc, alpha, 0, nPanels);
+                        Block(ap, (float*)bpAddr, c, n, ic, mcc, jc, nc, kc, alpha, blockBeta, 0, nPanels);
                     });
                 }
                 else
@@ -96,10 +101,10 @@ internal static unsafe class GemmF32
                             long apAddr = (long)ap, bpAddr = (long)bp;
                             int half = nPanels / 2;
                             Parallel.Invoke(
-                                () => Block((float*)apAddr, (float*)bpAddr, c, n, ic, mcc, jc, nc, kc, alpha, 0, half),
-                                () => Block((float*)apAddr, (float*)bpAddr, c, n, ic, mcc, jc, nc, kc, alpha, half, nPanels));
+                                () => Block((float*)apAddr, (float*)bpAddr, c, n, ic, mcc, jc, nc, kc, alpha, blockBeta, 0, half),
+                                () => Block((float*)apAddr, (float*)bpAddr, c, n, ic, mcc, jc, nc, kc, alpha, blockBeta, half, nPanels));
                         }
-                        else Block(ap, bp, c, n, ic, mcc, jc, nc, kc, alpha, 0, nPanels);
+                        else Block(ap, bp, c, n, ic, mcc, jc, nc, kc, alpha, blockBeta, 0, nPanels);
                     }
                 }
             }
@@ -107,7 +112,8 @@ internal static unsafe class GemmF32
     }
 
     /// <summary>All MR×NR tiles of one packed A block against packed B panels [p0, p1).</summary>
-    private static void Block(float* ap, float* bp, float* c, int ldc, int ic, int mcc, int jc, int nc, int kc, float alpha, int p0, int p1)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Block(float* ap, float* bp, float* c, int ldc, int ic, int mcc, int jc, int nc, int kc, float alpha, float beta, int p0, int p1)
     {
         int mr = MR, nr = NR;
         for (int jp = p0; jp < p1; jp++)
@@ -119,8 +125,8 @@ internal static unsafe class GemmF32
                 int mrr = Math.Min(mr, mcc - ir);
                 float* apanel = ap + (long)ir * kc;
                 float* ctile = c + (long)(ic + ir) * ldc + jc + jr;
-                if (Use512) Kernel8x32(kc, apanel, bpanel, ctile, ldc, alpha, mrr, nrr);
-                else Kernel6x16(kc, apanel, bpanel, ctile, ldc, alpha, mrr, nrr);
+                if (Use512) Kernel8x32(kc, apanel, bpanel, ctile, ldc, alpha, beta, mrr, nrr);
+                else Kernel6x16(kc, apanel, bpanel, ctile, ldc, alpha, beta, mrr, nrr);
             }
         }
     }
@@ -128,6 +134,7 @@ internal static unsafe class GemmF32
     // ---- packing ------------------------------------------------------------------------------------
 
     /// <summary>B[pc..pc+kc, jc..jc+nc] → panels of NR columns, each kc rows of NR contiguous floats (zero-padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(bool tb, float* b, int k, int n, int pc, int kc, int jc, int nc, float* dst)
     {
         int nr = NR;
@@ -154,6 +161,7 @@ internal static unsafe class GemmF32
     }
 
     /// <summary>A[ic..ic+mcc, pc..pc+kc] → panels of MR rows, each kc columns of MR contiguous floats (zero-padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackA(bool ta, float* a, int m, int k, int ic, int mcc, int pc, int kc, float* dst)
     {
         int mr = MR;
@@ -185,7 +193,7 @@ internal static unsafe class GemmF32
 
     private static float* PackABuffer(int floats)
     {
-        if (_packA == null) _packA = (float*)NativeMemory.AlignedAlloc((nuint)(16 * 12 * KC * sizeof(float)), 64);
+        if (_packA == null) _packA = (float*)NativeMemory.AlignedAlloc((nuint)(8 * MCPanels * KC * sizeof(float)), 64);
         return _packA;
     }
 
@@ -202,9 +210,10 @@ internal static unsafe class GemmF32
 
     // ---- micro-kernels ------------------------------------------------------------------------------
 
-    /// <summary>C[8×32] += alpha·Apanel[8×kc]·Bpanel[kc×32]; writes only the first mrr×nrr entries.</summary>
+    /// <summary>C[8×32] = alpha·Apanel[8×kc]·Bpanel[kc×32] + beta·C; writes only the first mrr×nrr entries
+    /// (beta = 0 never reads C, so NaN or garbage there does not leak through).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, float alpha, int mrr, int nrr)
+    private static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, int mrr, int nrr)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -222,7 +231,7 @@ internal static unsafe class GemmF32
             a += 8; b += 32;
         }
         var al = Vector512.Create(alpha);
-        if (mrr == 8 && nrr == 32)
+        if (mrr == 8 && nrr == 32 && beta == 1f)
         {
             Store512(c, al, c00, c01); Store512(c + ldc, al, c10, c11); Store512(c + 2 * ldc, al, c20, c21); Store512(c + 3 * ldc, al, c30, c31);
             Store512(c + 4 * ldc, al, c40, c41); Store512(c + 5 * ldc, al, c50, c51); Store512(c + 6 * ldc, al, c60, c61); Store512(c + 7 * ldc, al, c70, c71);
@@ -231,8 +240,19 @@ internal static unsafe class GemmF32
         float* t = stackalloc float[8 * 32];
         c00.Store(t); c01.Store(t + 16); c10.Store(t + 32); c11.Store(t + 48); c20.Store(t + 64); c21.Store(t + 80); c30.Store(t + 96); c31.Store(t + 112);
         c40.Store(t + 128); c41.Store(t + 144); c50.Store(t + 160); c51.Store(t + 176); c60.Store(t + 192); c61.Store(t + 208); c70.Store(t + 224); c71.Store(t + 240);
+        StoreTile(t, 32, c, ldc, alpha, beta, mrr, nrr);
+    }
+
+    /// <summary>C[i, j] = alpha·t[i, j] + beta·C[i, j] over the valid part of a tile.</summary>
+    private static void StoreTile(float* t, int ldt, float* c, int ldc, float alpha, float beta, int mrr, int nrr)
+    {
         for (int i = 0; i < mrr; i++)
-            for (int j = 0; j < nrr; j++) c[(long)i * ldc + j] += alpha * t[i * 32 + j];
+        {
+            float* row = c + (long)i * ldc;
+            if (beta == 0f) for (int j = 0; j < nrr; j++) row[j] = alpha * t[i * ldt + j];
+            else if (beta == 1f) for (int j = 0; j < nrr; j++) row[j] += alpha * t[i * ldt + j];
+            else for (int j = 0; j < nrr; j++) row[j] = alpha * t[i * ldt + j] + beta * row[j];
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -242,9 +262,9 @@ internal static unsafe class GemmF32
         Avx512F.FusedMultiplyAdd(alpha, v1, Vector512.Load(c + 16)).Store(c + 16);
     }
 
-    /// <summary>C[6×16] += alpha·Apanel[6×kc]·Bpanel[kc×16] (AVX2 + FMA machines).</summary>
+    /// <summary>C[6×16] = alpha·Apanel[6×kc]·Bpanel[kc×16] + beta·C (AVX2 + FMA machines).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, float alpha, int mrr, int nrr)
+    private static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, int mrr, int nrr)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -262,7 +282,6 @@ internal static unsafe class GemmF32
         float* t = stackalloc float[6 * 16];
         c00.Store(t); c01.Store(t + 8); c10.Store(t + 16); c11.Store(t + 24); c20.Store(t + 32); c21.Store(t + 40);
         c30.Store(t + 48); c31.Store(t + 56); c40.Store(t + 64); c41.Store(t + 72); c50.Store(t + 80); c51.Store(t + 88);
-        for (int i = 0; i < mrr; i++)
-            for (int j = 0; j < nrr; j++) c[(long)i * ldc + j] += alpha * t[i * 16 + j];
+        StoreTile(t, 16, c, ldc, alpha, beta, mrr, nrr);
     }
 }

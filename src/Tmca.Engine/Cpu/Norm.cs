@@ -27,6 +27,7 @@ public sealed partial class CpuBackend
     private static void LayerNormRef<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int outer, int c, int inner, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (inner == 1) { LayerNormRows(x, w, b, y, mean, rstd, outer, c, eps); return; }
         // One task per (outer, inner-chunk); element (o, ch, i) lives at (o·C + ch)·inner + i.
         Par.For(outer, (long)c * inner, o =>
         {
@@ -64,6 +65,7 @@ public sealed partial class CpuBackend
     private static void LayerNormBackwardRef<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int outer, int c, int inner)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (inner == 1) { LayerNormRowsBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c); return; }
         var gwParts = new List<double[]>();
         var gbParts = new List<double[]>();
         Par.Ranges(outer, (long)c * inner, (o0, o1) =>
@@ -111,6 +113,74 @@ public sealed partial class CpuBackend
             foreach (var p in gbParts) sb += p[ch];
             if (gw is not null) gw[ch] += T.CreateTruncating(sw);
             if (gb is not null) gb[ch] += T.CreateTruncating(sb);
+        }
+    }
+
+    // The last-axis case (inner = 1): each row is contiguous, so work row by row with no scratch arrays.
+    private static void LayerNormRows<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int rows, int c, double eps)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Par.Ranges(rows, c * 4, (r0, r1) =>
+        {
+            for (long r = r0; r < r1; r++)
+            {
+                var xs = x.AsSpan((int)(r * c), c); var ys = y.AsSpan((int)(r * c), c);
+                double s = 0;
+                foreach (var v in xs) s += double.CreateTruncating(v);
+                double mu = s / c, ss = 0;
+                foreach (var v in xs) { double d = double.CreateTruncating(v) - mu; ss += d * d; }
+                double rs = 1.0 / Math.Sqrt(ss / c + eps);
+                mean[r] = T.CreateTruncating(mu); rstd[r] = T.CreateTruncating(rs);
+                T tm = T.CreateTruncating(mu), tr = T.CreateTruncating(rs);
+                for (int i = 0; i < c; i++)
+                {
+                    T v = (xs[i] - tm) * tr;
+                    if (w is not null) v *= w[i];
+                    if (b is not null) v += b[i];
+                    ys[i] = v;
+                }
+            }
+        });
+    }
+
+    private static void LayerNormRowsBackward<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int rows, int c)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var parts = new List<(double[] W, double[] B)>();
+        Par.Ranges(rows, c * 6, (r0, r1) =>
+        {
+            var pw = new double[c]; var pb = new double[c];
+            var xh = new double[c];
+            for (long r = r0; r < r1; r++)
+            {
+                var xs = x.AsSpan((int)(r * c), c); var gys = gy.AsSpan((int)(r * c), c);
+                double mu = double.CreateTruncating(mean[r]), rs = double.CreateTruncating(rstd[r]);
+                double sg = 0, sgx = 0;
+                for (int i = 0; i < c; i++)
+                {
+                    xh[i] = (double.CreateTruncating(xs[i]) - mu) * rs;
+                    double g = double.CreateTruncating(gys[i]);
+                    pw[i] += g * xh[i]; pb[i] += g;
+                    double gw_ = g * (w is null ? 1.0 : double.CreateTruncating(w[i]));
+                    sg += gw_; sgx += gw_ * xh[i];
+                }
+                if (gx is null) continue;
+                var gxs = gx.AsSpan((int)(r * c), c);
+                sg /= c; sgx /= c;
+                for (int i = 0; i < c; i++)
+                {
+                    double g = double.CreateTruncating(gys[i]) * (w is null ? 1.0 : double.CreateTruncating(w[i]));
+                    gxs[i] += T.CreateTruncating(rs * (g - sg - xh[i] * sgx));
+                }
+            }
+            lock (parts) parts.Add((pw, pb));
+        });
+        for (int i = 0; i < c; i++)
+        {
+            double sw = 0, sb = 0;
+            foreach (var (pw, pb) in parts) { sw += pw[i]; sb += pb[i]; }
+            if (gw is not null) gw[i] += T.CreateTruncating(sw);
+            if (gb is not null) gb[i] += T.CreateTruncating(sb);
         }
     }
 

@@ -56,6 +56,7 @@ public sealed class SafetensorsFile
         fs.ReadExactly(header);
         long dataStart = 8 + (long)n, dataLength = length - dataStart;
 
+        if (!System.Text.Unicode.Utf8.IsValid(header)) throw new SafetensorsException(path, "header is not valid UTF-8");
         JsonObject root;
         try
         {
