@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Tmca.Engine;
 using Tmca.Engine.Verification;
+using Tmca.Model.Verification;
 
 namespace Tmca.Cli;
 
@@ -41,6 +42,7 @@ internal static class OracleCommand
     {
         var f = SafetensorsFile.Open(path);
         if (OpsOracle.IsOpsFile(f)) return OpsOracle.Run(f);
+        if (ModelOracle.IsModelFile(f)) return ModelOracle.Run(f);
         throw new NotSupportedException("not a recognised oracle file (expected metadata 'cases')");
     }
 }

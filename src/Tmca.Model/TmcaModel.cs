@@ -1,0 +1,228 @@
+using Tmca.Engine;
+
+namespace Tmca.Model;
+
+/// <summary>One batch of model inputs (spec §2): image B×3×S×S, token ids and attention mask B×L (I64), gt B×1×S×S.</summary>
+public sealed record TmcaBatch(Tensor Image, Tensor Ids, Tensor Mask, Tensor? Gt);
+
+/// <summary>What a forward pass produces: logits and the intermediate maps the oracles and the losses need.</summary>
+public sealed class TmcaOutput
+{
+    public Tensor Logits { get; internal set; } = null!;
+    /// <summary>Encoder stage outputs F0..F3.</summary>
+    public required Tensor[] Features { get; init; }
+    /// <summary>S_l (B×h×w) per level, when the alignment heads exist.</summary>
+    public Tensor?[] Similarity { get; } = new Tensor?[4];
+    /// <summary>A_l (B×1×h×w) per level, when LGTE parameters exist.</summary>
+    public Tensor?[] Attention { get; } = new Tensor?[4];
+    /// <summary>a_l·S_l + b_l, the logits of A_l (pixel alignment loss).</summary>
+    internal Tensor?[] AttentionLogits { get; } = new Tensor?[4];
+    internal Tensor?[] PixelEmbeddings { get; } = new Tensor?[4];
+    internal Tensor?[] TextEmbeddings { get; } = new Tensor?[4];
+}
+
+/// <summary>The loss terms of spec §8 (only those the flags turn on are set).</summary>
+public sealed class TmcaLosses
+{
+    public required Tensor Total { get; init; }
+    public required Tensor Bce { get; init; }
+    public required Tensor Dice { get; init; }
+    public Tensor? Nce { get; init; }
+    public Tensor?[] NcePerLevel { get; } = new Tensor?[4];
+    public Tensor? Pix { get; init; }
+    public Tensor?[] PixPerLevel { get; } = new Tensor?[4];
+
+    /// <summary>Every term by its oracle name: bce, dice, nce, nce{l}, pix, pix{l}, total.</summary>
+    public IEnumerable<(string Name, Tensor Value)> Named()
+    {
+        yield return ("bce", Bce);
+        yield return ("dice", Dice);
+        if (Nce is not null) yield return ("nce", Nce);
+        for (int l = 0; l < 4; l++) if (NcePerLevel[l] is { } n) yield return ($"nce{l}", n);
+        if (Pix is not null) yield return ("pix", Pix);
+        for (int l = 0; l < 4; l++) if (PixPerLevel[l] is { } p) yield return ($"pix{l}", p);
+        yield return ("total", Total);
+    }
+}
+
+/// <summary>
+/// TMCA (spec §1–§8): a ConvNeXt image encoder and a BERT text encoder; per-level alignment heads whose
+/// target-weighted similarity feeds a symmetric InfoNCE; LGTE maps that amplify the features the report points
+/// at; and a text-guided decoder. Parameters exist only for the parts the flags turn on.
+/// </summary>
+public sealed class TmcaModel
+{
+    public TmcaConfig Config { get; }
+    public TmcaFlags Flags { get; }
+    public ParameterSet Params { get; }
+    private readonly ConvNeXtEncoder _image;
+    private readonly BertEncoder? _text;
+    private readonly AlignmentHeads? _align;
+    private readonly Lgte? _lgte;
+    private readonly Decoder _decoder;
+
+    public TmcaModel(TmcaConfig config, TmcaFlags flags, int seed = 0, DType dtype = DType.F32)
+    {
+        Config = config.Validated();
+        Flags = flags.Effective();
+        Params = new ParameterSet(seed, dtype);
+        _image = new ConvNeXtEncoder(Params, "image_encoder.", Config.InChannels, Config.Dims, Config.Depths);
+        if (Flags.Text)
+            _text = new BertEncoder(Params, "text_encoder.", Config.VocabSize, Config.MaxPositions, Config.TextHidden,
+                                    Config.TextLayers, Config.TextHeads, Config.TextIntermediate);
+        if (Flags.HasAlignHeads) _align = new AlignmentHeads(Params, Config.Dims, Config.TextHidden, Config.AlignDim, Flags.TauInit);
+        if (Flags.HasLgteParams) _lgte = new Lgte(Params, Flags.AInit, Flags.BInit, Flags.GammaInit);
+        _decoder = new Decoder(Params, Config, Flags);
+    }
+
+    public IBackend Backend => Params.Backend;
+    public void To(IBackend backend) => Params.To(backend);
+
+    public TmcaOutput Forward(TmcaBatch batch, bool training)
+    {
+        CheckInputs(batch);
+        var (_, feats) = _image.Forward(batch.Image);
+        var output = new TmcaOutput { Features = feats };
+        Tensor? hidden = null;
+        var enhanced = (Tensor[])feats.Clone();
+        if (_text is not null)
+        {
+            hidden = _text.Forward(batch.Ids, batch.Mask)[^1];                  // B×L×D
+            if (_align is not null)
+            {
+                var g = MaskedMean(hidden, batch.Mask);                          // B×D
+                for (int l = 0; l < 4; l++)
+                {
+                    var f = feats[l];
+                    var v = _align.PixelEmbeddings(l, f);
+                    var u = _align.TextEmbedding(l, g);
+                    output.PixelEmbeddings[l] = v;
+                    output.TextEmbeddings[l] = u;
+                    output.Similarity[l] = AlignmentHeads.Similarity(v, u, f.Shape[2], f.Shape[3]);
+                    if (_lgte is not null)
+                    {
+                        var logits = _lgte.Logits(l, output.Similarity[l]!);
+                        output.AttentionLogits[l] = logits;
+                        var a = Ops.Sigmoid(logits);
+                        output.Attention[l] = a;
+                        if (Flags.Lgte) enhanced[l] = _lgte.Enhance(l, f, a);
+                    }
+                }
+            }
+        }
+        output.Logits = _decoder.Forward(enhanced, hidden, training);
+        return output;
+    }
+
+    /// <summary>The spec §8 losses for a forward output; needs the batch's ground truth.</summary>
+    public TmcaLosses Losses(TmcaOutput o, TmcaBatch batch)
+    {
+        var gt = batch.Gt ?? throw new ArgumentException("losses need the ground-truth mask");
+        var bce = Ops.BceWithLogits(o.Logits, gt);
+        var dice = Ops.SoftDiceLoss(o.Logits, gt, 1.0);
+        var total = Ops.Add(bce, dice);
+        Tensor? nce = null, pix = null;
+        var nceLevels = new Tensor?[4];
+        var pixLevels = new Tensor?[4];
+        if (_align is not null && (Flags.ContrastiveOn || Flags.PixelLoss))
+        {
+            var targets = TargetWeights(gt, o.Features);
+            if (Flags.ContrastiveOn)
+            {
+                var same = SameReport(batch.Ids);
+                var tau = _align.Temperature(Flags.TauMin);
+                foreach (int l in Flags.Levels)
+                {
+                    // ω: target-weighted (or uniform) pooling weights, B×1×N; v̄ = ω·V: B×d; z = v̄·Uᵀ/τ: B×B
+                    var omega = PoolingWeights(targets[l], global: Flags.Alignment == "global");
+                    int B = omega.Shape[0];
+                    var vbar = Ops.Reshape(Ops.MatMul(omega, o.PixelEmbeddings[l]!), B, -1);
+                    var z = Ops.Div(Ops.MatMul(vbar, o.TextEmbeddings[l]!, transB: true), tau);
+                    nceLevels[l] = Ops.InfoNce(z, same);
+                    nce = nce is null ? nceLevels[l] : Ops.Add(nce, nceLevels[l]!);
+                }
+                nce = Ops.Scale(nce!, 1.0 / Flags.Levels.Length);
+                total = Ops.Add(total, Ops.Scale(nce, Flags.LambdaNce));
+            }
+            if (Flags.PixelLoss)
+            {
+                for (int l = 0; l < 4; l++)
+                {
+                    pixLevels[l] = Ops.BceWithLogits(o.AttentionLogits[l]!, targets[l]);
+                    pix = pix is null ? pixLevels[l] : Ops.Add(pix, pixLevels[l]!);
+                }
+                pix = Ops.Scale(pix!, 0.25);
+                total = Ops.Add(total, Ops.Scale(pix, Flags.LambdaPix));
+            }
+        }
+        var losses = new TmcaLosses { Total = total, Bce = bce, Dice = dice, Nce = nce, Pix = pix };
+        for (int l = 0; l < 4; l++) { losses.NcePerLevel[l] = nceLevels[l]; losses.PixPerLevel[l] = pixLevels[l]; }
+        return losses;
+    }
+
+    /// <summary>g = mean of H over the tokens with mask 1: B×L×D → B×D.</summary>
+    private static Tensor MaskedMean(Tensor h, Tensor mask)
+    {
+        int B = h.Shape[0], L = h.Shape[1];
+        var m = mask.ToArray<long>();
+        var w = new double[B * L];
+        for (int b = 0; b < B; b++)
+        {
+            long count = 0;
+            for (int l = 0; l < L; l++) count += m[b * L + l] != 0 ? 1 : 0;
+            if (count == 0) throw new ArgumentException($"sample {b} has an empty attention mask (no [CLS] token)");
+            for (int l = 0; l < L; l++) w[b * L + l] = m[b * L + l] != 0 ? 1.0 / count : 0.0;
+        }
+        // Σ_l w[b, l]·H[b, l, :] as a batched product (B×1×L)·(B×L×D)
+        var weights = HostTensor.From(w, [B, 1, L], h);
+        return Ops.Reshape(Ops.MatMul(weights, h), B, -1);
+    }
+
+    /// <summary>W_l = avg-pool of gt to each level's grid (kernel = stride = S/h_l): B×1×h×w per level, no gradient.</summary>
+    private static Tensor[] TargetWeights(Tensor gt, Tensor[] feats)
+    {
+        using var _ = Tape.NoGrad();
+        var w = new Tensor[4];
+        for (int l = 0; l < 4; l++) w[l] = Ops.AvgPool2d(gt, gt.Shape[2] / feats[l].Shape[2]);
+        return w;
+    }
+
+    /// <summary>ω_b = W_l[b]/ΣW_l[b], or uniform 1/(h·w) when the sample has no target (ΣW ≤ 1e-6) or alignment is global.</summary>
+    private static Tensor PoolingWeights(Tensor wl, bool global)
+    {
+        int B = wl.Shape[0], n = (int)(wl.Numel / B);
+        var v = wl.ToDoubles();
+        var omega = new double[v.Length];
+        for (int b = 0; b < B; b++)
+        {
+            double s = 0;
+            for (int p = 0; p < n; p++) s += v[b * n + p];
+            for (int p = 0; p < n; p++) omega[b * n + p] = global || s <= 1e-6 ? 1.0 / n : v[b * n + p] / s;
+        }
+        return HostTensor.From(omega, [B, 1, n], wl);
+    }
+
+    /// <summary>same[i, j] = 1 when i ≠ j and the two samples' token ids are identical (the same report).</summary>
+    private static Tensor SameReport(Tensor ids)
+    {
+        int B = ids.Shape[0], L = ids.Shape[1];
+        var v = ids.ToArray<long>();
+        var same = new byte[B * B];
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < B; j++)
+                if (i != j && v.AsSpan(i * L, L).SequenceEqual(v.AsSpan(j * L, L))) same[i * B + j] = 1;
+        var t = Tensor.FromArray(same, B, B);
+        return t.Backend == ids.Backend ? t : t.To(ids.Backend);
+    }
+
+    private void CheckInputs(TmcaBatch b)
+    {
+        int S = Config.ImageSize;
+        if (b.Image.Rank != 4 || b.Image.Shape[1] != Config.InChannels || b.Image.Shape[2] != S || b.Image.Shape[3] != S)
+            throw new ArgumentException($"image batch {Shape.Format(b.Image.Shape)} does not match the model's [B, {Config.InChannels}, {S}, {S}]");
+        if (Flags.Text && (b.Ids.Rank != 2 || b.Ids.Shape[0] != b.Image.Shape[0] || b.Ids.Shape[1] != Config.TextLen))
+            throw new ArgumentException($"token ids {Shape.Format(b.Ids.Shape)} do not match [B, {Config.TextLen}]");
+        if (b.Gt is { } gt && (gt.Rank != 4 || gt.Shape[0] != b.Image.Shape[0] || gt.Shape[2] != S || gt.Shape[3] != S))
+            throw new ArgumentException($"mask batch {Shape.Format(gt.Shape)} does not match [B, 1, {S}, {S}]");
+    }
+}
