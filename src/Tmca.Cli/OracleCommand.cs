@@ -40,9 +40,11 @@ internal static class OracleCommand
 
     private static OracleReport Run(string path)
     {
+        if (TokenizerOracle.IsTokenizerFile(path)) return TokenizerOracle.Run(path);
         var f = SafetensorsFile.Open(path);
         if (OpsOracle.IsOpsFile(f)) return OpsOracle.Run(f);
         if (ModelOracle.IsModelFile(f)) return ModelOracle.Run(f);
-        throw new NotSupportedException("not a recognised oracle file (expected metadata 'cases')");
+        if (HfEncoderOracle.IsHfFile(f, out _)) return HfEncoderOracle.Run(f);
+        throw new NotSupportedException("not a recognised oracle file (expected an ops, model-*, hf/ or tokenizer oracle)");
     }
 }

@@ -80,8 +80,8 @@ public sealed class OracleReport
     }
 
     public string Verdict => Pass
-        ? $"{Source}: PASS ({Items.Count} tensors compared)"
-        : $"{Source}: FAIL ({Failed} of {Items.Count} tensors out of tolerance)";
+        ? $"{Source}: PASS ({Items.Count} checks)"
+        : $"{Source}: FAIL ({Failed} of {Items.Count} checks failed)";
 
     private static string Fmt(double v) => double.IsNaN(v) ? "n/a" : v.ToString("0.00e+00");
 }
