@@ -10,7 +10,13 @@ using Tmca.Bench;
 // GFLOP/s (or GB/s) and the fraction of this machine's peak, printed and written to bench-results/cpu-kernels.md.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
 var what = args.FirstOrDefault() ?? "cpu";
-if (what != "cpu") { Console.Error.WriteLine("usage: Tmca.Bench cpu"); return 2; }
+if (what == "step")
+{
+    // step PRESET BATCH [STEPS] [WARMUP]
+    return TrainStepBenchmark.Run(args.ElementAtOrDefault(1) ?? "small", int.Parse(args.ElementAtOrDefault(2) ?? "8"),
+                                  int.Parse(args.ElementAtOrDefault(3) ?? "10"), int.Parse(args.ElementAtOrDefault(4) ?? "3"), args.Contains("--profile"));
+}
+if (what != "cpu") { Console.Error.WriteLine("usage: Tmca.Bench cpu | step PRESET BATCH [STEPS] [WARMUP]"); return 2; }
 
 int cores = Environment.ProcessorCount;
 Console.WriteLine($"measuring the FMA peak on {cores} cores ({PeakFlops.Isa}) ...");

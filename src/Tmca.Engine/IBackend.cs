@@ -42,6 +42,9 @@ public interface IBackend
     // ---- memory -------------------------------------------------------------------------------------
     /// <summary>A zero-filled buffer of <paramref name="count"/> elements.</summary>
     Storage Allocate(DType dtype, long count);
+    /// <summary>A buffer whose contents are undefined: for outputs the kernel overwrites entirely. (With
+    /// TMCA_POISON=1 the CPU backend fills it with NaN, so a kernel that misses an element fails loudly.)</summary>
+    Storage AllocateUninitialized(DType dtype, long count);
     /// <summary>Copies a host array (of dst's element type) into dst.</summary>
     void Upload(Array host, Tensor dst);
     Array Download(Tensor src);

@@ -24,6 +24,14 @@ public sealed class CpuStorage : Storage
     public readonly Array Data;
     private readonly DType _dtype;
 
+    /// <summary>True when the array came from <see cref="CpuArrayPool"/> and goes back to it when freed.</summary>
+    internal bool Pooled { get; init; }
+
+    protected override void Free()
+    {
+        if (Pooled) CpuArrayPool.Return(Data, _dtype);
+    }
+
     public CpuStorage(Array data, DType dtype)
     {
         var expected = dtype switch

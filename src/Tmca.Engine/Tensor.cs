@@ -48,8 +48,9 @@ public sealed class Tensor : IDisposable
         return new Tensor((int[])shape.Clone(), backend.Allocate(dtype, Engine.Shape.Numel(shape)), persistent);
     }
 
-    /// <summary>An uninitialised-by-contract tensor (zero on every backend today; callers must overwrite it).</summary>
-    public static Tensor Empty(int[] shape, DType dtype, IBackend backend) => Zeros(shape, dtype, backend);
+    /// <summary>A tensor with undefined contents, for op outputs that the kernel overwrites entirely.</summary>
+    public static Tensor Empty(int[] shape, DType dtype, IBackend backend) =>
+        new((int[])shape.Clone(), backend.AllocateUninitialized(dtype, Engine.Shape.Numel(shape)));
 
     public static Tensor ZerosLike(Tensor t, bool persistent = false) => Zeros(t.Shape, t.DType, t.Backend, persistent);
 

@@ -72,17 +72,18 @@ public sealed class ConvNeXtEncoder
         return (stem, outs);
     }
 
-    // x: B×C×H×W → x + γ ⊙ pw2(GELU(pw1(LN(dw7×7(x)))))   (the MLP runs channels-last)
+    // x: B×C×H×W → x + γ ⊙ pw2(GELU(pw1(LN(dw7×7(x))))).
+    // HF runs the MLP channels-last (permute, LayerNorm, Linear, Linear, permute back). The same maths runs
+    // here channels-first, with no permutes: LayerNorm over the channel axis, and each Linear over channels as
+    // a 1×1 convolution whose weight is the Linear's weight viewed as O×I×1×1.
     private static Tensor BlockForward(Block b, Tensor x)
     {
         int C = x.Shape[1];
         var h = Ops.Conv2d(x, b.DwW.Value, b.DwB.Value, stride: 1, padding: 3, groups: C);
-        h = Ops.Permute(h, 0, 2, 3, 1);                                   // B×H×W×C
-        h = Ops.LayerNorm(h, b.LnW.Value, b.LnB.Value, Eps);
-        h = Ops.Gelu(Ops.Linear(h, b.Pw1W.Value, b.Pw1B.Value));
-        h = Ops.Linear(h, b.Pw2W.Value, b.Pw2B.Value);
-        h = Ops.Mul(h, b.Gamma.Value);
-        h = Ops.Permute(h, 0, 3, 1, 2);                                   // B×C×H×W
+        h = Ops.LayerNormChannelsFirst(h, b.LnW.Value, b.LnB.Value, Eps);
+        h = Ops.Gelu(Ops.Conv2d(h, Ops.Reshape(b.Pw1W.Value, 4 * C, C, 1, 1), b.Pw1B.Value));
+        h = Ops.Conv2d(h, Ops.Reshape(b.Pw2W.Value, C, 4 * C, 1, 1), b.Pw2B.Value);
+        h = Ops.Mul(h, Ops.Reshape(b.Gamma.Value, C, 1, 1));
         return Ops.Add(x, h);
     }
 }

@@ -24,7 +24,10 @@ public sealed class ParameterSet
     public DType DType { get; }
     public IBackend Backend { get; private set; } = CpuBackend.Instance;
 
-    public ParameterSet(int seed, DType dtype = DType.F32) { _rng = new Random(seed); DType = dtype; }
+    private readonly bool _initialize;
+
+    /// <param name="initialize">false leaves every tensor zero (for counting, or when a checkpoint will be loaded anyway).</param>
+    public ParameterSet(int seed, DType dtype = DType.F32, bool initialize = true) { _rng = new Random(seed); DType = dtype; _initialize = initialize; }
 
     public IReadOnlyList<Parameter> All => _list;
     public IEnumerable<Parameter> Trainable => _list.Where(p => !p.IsBuffer);
@@ -55,6 +58,7 @@ public sealed class ParameterSet
 
     private void Fill(Tensor t, Init init)
     {
+        if (!_initialize) return;
         if (init.Kind == Init.Kinds.Constant) { t.Backend.Fill(t, init.Value); return; }
         var v = new double[t.Numel];
         for (int i = 0; i < v.Length; i++)

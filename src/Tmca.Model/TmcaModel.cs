@@ -61,11 +61,11 @@ public sealed class TmcaModel
     private readonly Lgte? _lgte;
     private readonly Decoder _decoder;
 
-    public TmcaModel(TmcaConfig config, TmcaFlags flags, int seed = 0, DType dtype = DType.F32)
+    public TmcaModel(TmcaConfig config, TmcaFlags flags, int seed = 0, DType dtype = DType.F32, bool initialize = true)
     {
         Config = config.Validated();
         Flags = flags.Effective();
-        Params = new ParameterSet(seed, dtype);
+        Params = new ParameterSet(seed, dtype, initialize);
         _image = new ConvNeXtEncoder(Params, "image_encoder.", Config.InChannels, Config.Dims, Config.Depths);
         if (Flags.Text)
             _text = new BertEncoder(Params, "text_encoder.", Config.VocabSize, Config.MaxPositions, Config.TextHidden,

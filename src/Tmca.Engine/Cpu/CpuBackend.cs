@@ -14,12 +14,16 @@ public sealed partial class CpuBackend : IBackend
     private CpuBackend() { }
 
     public string Name => "cpu";
+
+    /// <summary>Fill uninitialised buffers with NaN (tests turn this on; also TMCA_POISON=1).</summary>
+    public static bool PoisonUninitialized { get => CpuArrayPool.Poison; set => CpuArrayPool.Poison = value; }
     public DeviceKind Device => DeviceKind.Cpu;
     public void Synchronize() { }
 
     // ---- memory -------------------------------------------------------------------------------------
 
-    public Storage Allocate(DType dtype, long count) => CpuStorage.Allocate(dtype, count);
+    public Storage Allocate(DType dtype, long count) => CpuArrayPool.Rent(dtype, count, zero: true);
+    public Storage AllocateUninitialized(DType dtype, long count) => CpuArrayPool.Rent(dtype, count, zero: false);
 
     public void Upload(Array host, Tensor dst)
     {
@@ -97,12 +101,17 @@ public sealed partial class CpuBackend : IBackend
     internal static double D<T>(T v) where T : INumberBase<T> => double.CreateTruncating(v);
 }
 
-/// <summary>Parallel loops that only fork when there is enough work to pay for it (2-core CI machines).</summary>
+/// <summary>
+/// Parallel loops that only fork when there is enough work to pay for it: handing work to another thread costs
+/// tens of microseconds on a loaded VM, the price of a few hundred thousand simple operations.
+/// </summary>
 internal static class Par
 {
+    private const long MinParallelWork = 200_000;
+
     public static void For(int n, long workPerItem, Action<int> body)
     {
-        if (n <= 1 || (long)n * workPerItem < 32_768 || Environment.ProcessorCount == 1)
+        if (n <= 1 || (long)n * workPerItem < MinParallelWork || Environment.ProcessorCount == 1)
         {
             for (int i = 0; i < n; i++) body(i);
             return;
@@ -114,7 +123,7 @@ internal static class Par
     public static void Ranges(long n, long workPerItem, Action<long, long> body)
     {
         int parts = Environment.ProcessorCount;
-        if (n * workPerItem < 65_536 || parts == 1 || n < parts) { body(0, n); return; }
+        if (n * workPerItem < MinParallelWork || parts == 1 || n < parts) { body(0, n); return; }
         long chunk = (n + parts - 1) / parts;
         Parallel.For(0, parts, p =>
         {

@@ -17,7 +17,11 @@ public sealed partial class CpuBackend
     public void UnaryBackward(UnaryOp op, double alpha, Tensor x, Tensor y, Tensor gy, Tensor gx)
     {
         CheckSame(x, gx, "unary backward");
-        if (FloatType(x, y, gy, gx) == DType.F32) UnaryBackwardRef(op, (float)alpha, A<float>(x), A<float>(y), A<float>(gy), A<float>(gx), (int)x.Numel);
+        if (FloatType(x, y, gy, gx) == DType.F32)
+        {
+            if (op == UnaryOp.Gelu) GeluF32.Backward(A<float>(x), A<float>(gy), A<float>(gx), (int)x.Numel);
+            else UnaryBackwardRef(op, (float)alpha, A<float>(x), A<float>(y), A<float>(gy), A<float>(gx), (int)x.Numel);
+        }
         else UnaryBackwardRef(op, alpha, A<double>(x), A<double>(y), A<double>(gy), A<double>(gx), (int)x.Numel);
     }
 
@@ -89,6 +93,7 @@ public sealed partial class CpuBackend
         var xs = x.AsSpan(0, n); var ys = y.AsSpan(0, n);
         switch (op)
         {
+            case UnaryOp.Gelu: GeluF32.Forward(x, y, n); break;
             case UnaryOp.Sigmoid: TensorPrimitives.Sigmoid(xs, ys); break;
             case UnaryOp.Exp: TensorPrimitives.Exp(xs, ys); break;
             case UnaryOp.Log: TensorPrimitives.Log(xs, ys); break;

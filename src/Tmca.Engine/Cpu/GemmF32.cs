@@ -62,8 +62,13 @@ internal static unsafe class GemmF32
             return;
         }
 
-        // M blocks of at most MCPanels row panels, balanced so that threads get equal shares.
         int mr = MR, nr = NR, maxMc = mr * MCPanels;
+        if (!tb && m <= 4 * mr && n >= nr)
+        {
+            Unpacked(ta, m, n, k, alpha, a, b, beta, c);
+            return;
+        }
+        // M blocks of at most MCPanels row panels, balanced so that threads get equal shares.
         int blocks = (m + maxMc - 1) / maxMc;
         if (parallel) blocks = Math.Max(2, (blocks + 1) / 2 * 2);
         int mc = Math.Min(maxMc, ((m + blocks - 1) / blocks + mr - 1) / mr * mr);
@@ -111,6 +116,42 @@ internal static unsafe class GemmF32
         }
     }
 
+    /// <summary>
+    /// Short M (a few row panels, e.g. a conv with few output channels): each packed B panel would be reused
+    /// only M/MR times, so packing B costs more than the arithmetic. Row-major B rows are already contiguous,
+    /// so the micro-kernel reads full NR-wide column panels of B in place (row stride n); only the last,
+    /// partial panel goes through a small packed copy.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Unpacked(bool ta, int m, int n, int k, float alpha, float* a, float* b, float beta, float* c)
+    {
+        int mr = MR, nr = NR;
+        int fullPanels = n / nr, tail = n - fullPanels * nr;
+        for (int pc = 0; pc < k; pc += KC)
+        {
+            int kc = Math.Min(KC, k - pc);
+            float blockBeta = pc == 0 ? beta : 1f;
+            float* ap = PackABuffer(mr * MCPanels * KC);
+            PackA(ta, a, m, k, 0, m, pc, kc, ap);
+            float* bp = tail > 0 ? PackBBuffer(nr * kc) : null;
+            if (tail > 0) PackB(false, b, k, n, pc, kc, fullPanels * nr, tail, bp);
+            for (int jp = 0; jp <= fullPanels; jp++)
+            {
+                bool last = jp == fullPanels;
+                if (last && tail == 0) break;
+                float* bpanel = last ? bp : b + (long)pc * n + jp * nr;
+                int ldb = last ? nr : n, nrr = last ? tail : nr;
+                for (int ir = 0; ir < m; ir += mr)
+                {
+                    int mrr = Math.Min(mr, m - ir);
+                    float* ctile = c + (long)ir * n + jp * nr;
+                    if (Use512) Kernel8x32(kc, ap + (long)ir * kc, bpanel, ldb, ctile, n, alpha, blockBeta, mrr, nrr);
+                    else Kernel6x16(kc, ap + (long)ir * kc, bpanel, ldb, ctile, n, alpha, blockBeta, mrr, nrr);
+                }
+            }
+        }
+    }
+
     /// <summary>All MR×NR tiles of one packed A block against packed B panels [p0, p1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block(float* ap, float* bp, float* c, int ldc, int ic, int mcc, int jc, int nc, int kc, float alpha, float beta, int p0, int p1)
@@ -125,8 +166,8 @@ internal static unsafe class GemmF32
                 int mrr = Math.Min(mr, mcc - ir);
                 float* apanel = ap + (long)ir * kc;
                 float* ctile = c + (long)(ic + ir) * ldc + jc + jr;
-                if (Use512) Kernel8x32(kc, apanel, bpanel, ctile, ldc, alpha, beta, mrr, nrr);
-                else Kernel6x16(kc, apanel, bpanel, ctile, ldc, alpha, beta, mrr, nrr);
+                if (Use512) Kernel8x32(kc, apanel, bpanel, nr, ctile, ldc, alpha, beta, mrr, nrr);
+                else Kernel6x16(kc, apanel, bpanel, nr, ctile, ldc, alpha, beta, mrr, nrr);
             }
         }
     }
@@ -213,7 +254,7 @@ internal static unsafe class GemmF32
     /// <summary>C[8×32] = alpha·Apanel[8×kc]·Bpanel[kc×32] + beta·C; writes only the first mrr×nrr entries
     /// (beta = 0 never reads C, so NaN or garbage there does not leak through).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel8x32(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, int mrr, int nrr)
+    private static void Kernel8x32(int kc, float* a, float* b, int ldb, float* c, int ldc, float alpha, float beta, int mrr, int nrr)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -228,7 +269,7 @@ internal static unsafe class GemmF32
             x = Vector512.Create(a[5]); c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
             x = Vector512.Create(a[6]); c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
             x = Vector512.Create(a[7]); c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
-            a += 8; b += 32;
+            a += 8; b += ldb;
         }
         var al = Vector512.Create(alpha);
         if (mrr == 8 && nrr == 32 && beta == 1f)
@@ -264,7 +305,7 @@ internal static unsafe class GemmF32
 
     /// <summary>C[6×16] = alpha·Apanel[6×kc]·Bpanel[kc×16] + beta·C (AVX2 + FMA machines).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel6x16(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta, int mrr, int nrr)
+    private static void Kernel6x16(int kc, float* a, float* b, int ldb, float* c, int ldc, float alpha, float beta, int mrr, int nrr)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -277,7 +318,7 @@ internal static unsafe class GemmF32
             x = Vector256.Create(a[3]); c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
             x = Vector256.Create(a[4]); c40 = Fma.MultiplyAdd(x, b0, c40); c41 = Fma.MultiplyAdd(x, b1, c41);
             x = Vector256.Create(a[5]); c50 = Fma.MultiplyAdd(x, b0, c50); c51 = Fma.MultiplyAdd(x, b1, c51);
-            a += 6; b += 16;
+            a += 6; b += ldb;
         }
         float* t = stackalloc float[6 * 16];
         c00.Store(t); c01.Store(t + 8); c10.Store(t + 16); c11.Store(t + 24); c20.Store(t + 32); c21.Store(t + 40);

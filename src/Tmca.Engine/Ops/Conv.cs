@@ -9,9 +9,14 @@ public static partial class Ops
         SameBackend(x, w, "conv2d");
         int Ho = (x.Shape[2] + 2 * padding - w.Shape[2]) / stride + 1, Wo = (x.Shape[3] + 2 * padding - w.Shape[3]) / stride + 1;
         var y = New(x, x.Shape[0], w.Shape[0], Ho, Wo);
-        x.Backend.Conv2d(x, w, b, y, stride, padding, groups);
+        string name = groups > 1 && groups == x.Shape[1] ? "conv2d.depthwise" : "conv2d";
+        using (Profiler.Time(name, x.Backend)) x.Backend.Conv2d(x, w, b, y, stride, padding, groups);
         if (Tape.Wants(x, w, b))
-            Tape.Record(y, () => x.Backend.Conv2dBackward(x, w, y.Grad!, G(x), G(w), G(b), stride, padding, groups));
+            Tape.Record(y, () =>
+            {
+                using var _ = Profiler.Time(name + ".backward", x.Backend);
+                x.Backend.Conv2dBackward(x, w, y.Grad!, G(x), G(w), G(b), stride, padding, groups);
+            });
         return y;
     }
 
@@ -20,9 +25,13 @@ public static partial class Ops
     {
         SameBackend(x, w, "conv_transpose2d");
         var y = New(x, x.Shape[0], w.Shape[1], x.Shape[2] * k, x.Shape[3] * k);
-        x.Backend.ConvTranspose2d(x, w, b, y, k);
+        using (Profiler.Time("conv_transpose2d", x.Backend)) x.Backend.ConvTranspose2d(x, w, b, y, k);
         if (Tape.Wants(x, w, b))
-            Tape.Record(y, () => x.Backend.ConvTranspose2dBackward(x, w, y.Grad!, G(x), G(w), G(b), k));
+            Tape.Record(y, () =>
+            {
+                using var _ = Profiler.Time("conv_transpose2d.backward", x.Backend);
+                x.Backend.ConvTranspose2dBackward(x, w, y.Grad!, G(x), G(w), G(b), k);
+            });
         return y;
     }
 }

@@ -19,12 +19,16 @@ public static partial class Ops
         var shape = new int[perm.Length];
         for (int i = 0; i < perm.Length; i++) shape[i] = x.Shape[perm[i]];
         var y = New(x, shape);
-        x.Backend.Permute(x, perm, y, accumulate: false);
+        using (Profiler.Time("permute", x.Backend)) x.Backend.Permute(x, perm, y, accumulate: false);
         if (Tape.Wants(x))
         {
             var inv = new int[perm.Length];
             for (int i = 0; i < perm.Length; i++) inv[perm[i]] = i;
-            Tape.Record(y, () => x.Backend.Permute(y.Grad!, inv, x.GradOrZeros(), accumulate: true));
+            Tape.Record(y, () =>
+            {
+                using var _ = Profiler.Time("permute.backward", x.Backend);
+                x.Backend.Permute(y.Grad!, inv, x.GradOrZeros(), accumulate: true);
+            });
         }
         return y;
     }
@@ -81,8 +85,13 @@ public static partial class Ops
     public static Tensor SumTo(Tensor x, params int[] shape)
     {
         var y = New(x, shape);
-        x.Backend.SumTo(x, y, accumulate: false);
-        if (Tape.Wants(x)) Tape.Record(y, () => x.Backend.BroadcastTo(y.Grad!, x.GradOrZeros(), accumulate: true));
+        using (Profiler.Time("sum", x.Backend)) x.Backend.SumTo(x, y, accumulate: false);
+        if (Tape.Wants(x))
+            Tape.Record(y, () =>
+            {
+                using var _ = Profiler.Time("sum.backward", x.Backend);
+                x.Backend.BroadcastTo(y.Grad!, x.GradOrZeros(), accumulate: true);
+            });
         return y;
     }
 

@@ -24,9 +24,13 @@ public static partial class Ops
         var y = NewLike(x);
         var mean = New(x, outer, inner);
         var rstd = New(x, outer, inner);
-        be.LayerNorm(x, w, b, y, mean, rstd, outer, c, inner, eps);
+        using (Profiler.Time("layer_norm", be)) be.LayerNorm(x, w, b, y, mean, rstd, outer, c, inner, eps);
         if (Tape.Wants(x, w, b))
-            Tape.Record(y, () => be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner));
+            Tape.Record(y, () =>
+            {
+                using var _ = Profiler.Time("layer_norm.backward", be);
+                be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner);
+            });
         return y;
     }
 
@@ -43,9 +47,13 @@ public static partial class Ops
         {
             var mean = New(x, C);
             var inv = New(x, C);
-            be.BatchNormTrain(x, w, b, y, mean, inv, runMean, runVar, eps, momentum);
+            using (Profiler.Time("batch_norm", be)) be.BatchNormTrain(x, w, b, y, mean, inv, runMean, runVar, eps, momentum);
             if (Tape.Wants(x, w, b))
-                Tape.Record(y, () => be.BatchNormBackward(x, w, mean, inv, y.Grad!, G(x), G(w), G(b)));
+                Tape.Record(y, () =>
+                {
+                    using var _ = Profiler.Time("batch_norm.backward", be);
+                    be.BatchNormBackward(x, w, mean, inv, y.Grad!, G(x), G(w), G(b));
+                });
             return y;
         }
         if (!Tape.Wants(x, w, b))

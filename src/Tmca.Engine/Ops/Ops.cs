@@ -10,8 +10,9 @@ public static partial class Ops
     /// <summary>The gradient buffer of a tensor that needs one, else null (backward primitives skip nulls).</summary>
     internal static Tensor? G(Tensor? t) => t is { RequiresGrad: true } ? t.GradOrZeros() : null;
 
-    internal static Tensor NewLike(Tensor t) => Tensor.Zeros(t.Shape, t.DType, t.Backend);
-    internal static Tensor New(Tensor like, params int[] shape) => Tensor.Zeros(shape, like.DType, like.Backend);
+    // Op outputs are written entirely by their forward kernel, so they need no zero fill.
+    internal static Tensor NewLike(Tensor t) => Tensor.Empty(t.Shape, t.DType, t.Backend);
+    internal static Tensor New(Tensor like, params int[] shape) => Tensor.Empty(shape, like.DType, like.Backend);
 
     /// <summary>Adds sign·full into target's gradient, summing over the axes target was broadcast along.</summary>
     internal static void ReduceInto(Tensor full, Tensor target, double sign = 1.0)

@@ -44,7 +44,9 @@ public sealed class AdamW
             slots.Add(new AdamWSlot(p.Value, p.Value.Grad, _m[i], _v[i], Decay: !p.IsScalar));
         }
         if (slots.Count == 0) return;
-        slots[0].Param.Backend.AdamW(slots, new AdamWStep(Lr, Config.Beta1, Config.Beta2, Config.Eps, Config.WeightDecay, Step));
+        var be = slots[0].Param.Backend;
+        using var _ = Profiler.Time("adamw", be);
+        be.AdamW(slots, new AdamWStep(Lr, Config.Beta1, Config.Beta2, Config.Eps, Config.WeightDecay, Step));
     }
 
     /// <summary>The optimiser state as named tensors (for checkpoints): "exp_avg.&lt;name&gt;", "exp_avg_sq.&lt;name&gt;".</summary>

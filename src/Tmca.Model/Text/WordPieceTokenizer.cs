@@ -107,7 +107,7 @@ public sealed class WordPieceTokenizer
     }
 
     /// <summary>BertNormalizer: clean text, pad CJK ideographs with spaces, strip accents, lowercase.</summary>
-    internal static string Normalize(string text)
+    public static string Normalize(string text)
     {
         var cleaned = new StringBuilder(text.Length);
         foreach (var r in text.EnumerateRunes())
@@ -143,7 +143,7 @@ public sealed class WordPieceTokenizer
     }
 
     /// <summary>BertPreTokenizer: split on whitespace (dropped) and on punctuation (kept as single-character words).</summary>
-    internal static List<string> PreTokenize(string text)
+    public static List<string> PreTokenize(string text)
     {
         var words = new List<string>();
         var cur = new StringBuilder();

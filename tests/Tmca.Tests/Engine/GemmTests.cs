@@ -14,6 +14,9 @@ public class GemmTests
     [InlineData(13, 257, 9, 3)]       // batched small products
     [InlineData(200, 40, 70, 2)]
     [InlineData(300, 2100, 17, 1)]    // N beyond one NC block
+    [InlineData(16, 100, 300, 2)]     // short M: B read in place, K beyond one block, N tail
+    [InlineData(32, 64, 40, 1)]       // short M, no N tail
+    [InlineData(3, 500, 20, 1)]       // a single partial row panel
     public void FastPathMatchesReference(int m, int n, int k, int batch)
     {
         var r = new Rng(m + n + k);

@@ -1,0 +1,55 @@
+using Tmca.Engine;
+
+namespace Tmca.Model;
+
+/// <summary>
+/// Model checkpoints: one safetensors file holding every parameter and buffer under its spec key, with the
+/// config and flags as JSON in the metadata ("config", "flags"), so that a checkpoint alone rebuilds its model.
+/// Extra tensors (optimiser state) and metadata (training progress) ride along for training checkpoints.
+/// Files are written atomically.
+/// </summary>
+public static class Checkpoint
+{
+    public const string Format = "tmca-checkpoint-1";
+
+    public static void Save(TmcaModel model, string path, IReadOnlyDictionary<string, string>? metadata = null,
+                            IEnumerable<KeyValuePair<string, Tensor>>? extra = null)
+    {
+        var meta = new Dictionary<string, string>
+        {
+            ["format"] = Format,
+            ["config"] = model.Config.ToJson(),
+            ["flags"] = model.Flags.ToJson(),
+        };
+        if (metadata is not null) foreach (var (k, v) in metadata) meta[k] = v;
+        var tensors = model.Params.All.Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)).ToList();
+        if (extra is not null) tensors.AddRange(extra);
+        SafetensorsFile.Save(path, tensors, meta);
+    }
+
+    /// <summary>Rebuilds the model a checkpoint describes and loads it; every model key must be present.</summary>
+    public static TmcaModel Load(string path, IBackend? backend = null)
+    {
+        var f = SafetensorsFile.Open(path);
+        if (!f.Metadata.TryGetValue("config", out var cfg) || !f.Metadata.TryGetValue("flags", out var flags))
+            throw new InvalidDataException($"{path}: not a TMCA checkpoint (no config/flags metadata)");
+        TmcaModel model;
+        try { model = new TmcaModel(TmcaConfig.FromJson(cfg), TmcaFlags.FromJson(flags), initialize: false); }
+        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
+        {
+            throw new InvalidDataException($"{path}: the checkpoint's config/flags are invalid ({e.Message})");
+        }
+        LoadInto(model, f);
+        if (backend is not null) model.To(backend);
+        return model;
+    }
+
+    /// <summary>Loads every parameter of the model from the file; lists the keys the file lacks.</summary>
+    public static void LoadInto(TmcaModel model, SafetensorsFile f)
+    {
+        var missing = model.Params.All.Where(p => !f.Contains(p.Name)).Select(p => p.Name).ToList();
+        if (missing.Count > 0)
+            throw new InvalidDataException($"{f.Path}: missing {missing.Count} model keys: {string.Join(", ", missing.Take(10))}{(missing.Count > 10 ? ", …" : "")}");
+        foreach (var p in model.Params.All) model.Params.Assign(p.Name, f.Load(p.Name), f.Path);
+    }
+}

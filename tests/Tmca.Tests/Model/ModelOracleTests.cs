@@ -1,0 +1,43 @@
+using Tmca.Engine;
+using Tmca.Model.Verification;
+using Xunit;
+
+namespace Tmca.Tests.Model;
+
+/// <summary>The whole model, the HF encoders and the tokenizer against their reference files.</summary>
+public class ModelOracleTests
+{
+    [Theory]
+    [InlineData("model-tmca-full.safetensors", 562)]
+    [InlineData("model-tmca-global-deepest.safetensors", 526)]
+    [InlineData("model-notext.safetensors", 278)]
+    public void ModelMatchesTheReference(string file, int expectedChecks)
+    {
+        var report = ModelOracle.Run(SafetensorsFile.Open(Paths.RequireShared($"oracles/{file}")));
+        Assert.True(report.Pass, Failures(report));
+        // every output, loss term, gradient, buffer and step the file records was compared
+        Assert.Equal(expectedChecks, report.Items.Count);
+    }
+
+    [Theory]
+    [InlineData("hf/convnext.safetensors")]
+    [InlineData("hf/bert.safetensors")]
+    public void EncodersMatchHuggingFace(string file)
+    {
+        var report = HfEncoderOracle.Run(SafetensorsFile.Open(Paths.RequireShared($"oracles/{file}")));
+        Assert.True(report.Pass, Failures(report));
+        Assert.Contains(report.Items, i => i.Name == "loss");
+        Assert.Contains(report.Items, i => i.Name.StartsWith("grad.embeddings."));
+    }
+
+    [Fact]
+    public void TokenizerMatchesHuggingFaceOnEveryRow()
+    {
+        var report = TokenizerOracle.Run(Paths.RequireShared("oracles/hf/tokenizer.json"));
+        Assert.True(report.Pass, Failures(report));
+        Assert.Equal(166, report.Items.Count);
+    }
+
+    private static string Failures(Tmca.Engine.Verification.OracleReport r) =>
+        string.Join("\n", r.Items.Where(i => !i.Pass).Take(20).Select(i => $"{i.Name}: max|a-b| {i.MaxAbs:E2} relL2 {i.RelL2:E2} {i.Note}"));
+}
