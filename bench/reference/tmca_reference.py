@@ -134,45 +134,63 @@ class Stage(nn.Module):
 class TMCA(nn.Module):
     def __init__(s, c, f):
         super().__init__(); s.c, s.f = c, f
+        text = f["text"]; s.has_align = text and (f["alignment"] != "none" or f["lgte"] or f["pixel_loss"]); s.has_lgte = text and (f["lgte"] or f["pixel_loss"])
         s.image_encoder = ConvNeXt(c)
-        if f["text"]: s.text_encoder = Bert(c)
-        s.align = nn.Module(); s.align.image = nn.ModuleList(); s.align.text = nn.ModuleList(); d = c["align_dim"]
-        for l in range(4):
-            s.align.image.append(nn.Module()); s.align.image[l].fc1 = nn.Linear(c["dims"][l], d); s.align.image[l].fc2 = nn.Linear(d, d)
-            s.align.text.append(nn.Module()); s.align.text[l].fc1 = nn.Linear(c["text_hidden"], d); s.align.text[l].fc2 = nn.Linear(d, d)
-        s.align.log_tau = nn.Parameter(torch.tensor(math.log(f["tau_init"])))
-        s.lgte = nn.ModuleList()
-        for l in range(4):
-            m = nn.Module(); m.a = nn.Parameter(torch.tensor(f["a_init"])); m.b = nn.Parameter(torch.tensor(f["b_init"])); m.gamma = nn.Parameter(torch.tensor(f["gamma_init"])); s.lgte.append(m)
-        s.decoder = nn.Module(); s.decoder.stages = nn.ModuleList([Stage(c, k, f["text"]) for k in range(3)])
+        if text: s.text_encoder = Bert(c)
+        if s.has_align:
+            s.align = nn.Module(); s.align.image = nn.ModuleList(); s.align.text = nn.ModuleList(); d = c["align_dim"]
+            for l in range(4):
+                s.align.image.append(nn.Module()); s.align.image[l].fc1 = nn.Linear(c["dims"][l], d); s.align.image[l].fc2 = nn.Linear(d, d)
+                s.align.text.append(nn.Module()); s.align.text[l].fc1 = nn.Linear(c["text_hidden"], d); s.align.text[l].fc2 = nn.Linear(d, d)
+            s.align.log_tau = nn.Parameter(torch.tensor(math.log(f["tau_init"])))
+        if s.has_lgte:
+            s.lgte = nn.ModuleList()
+            for l in range(4):
+                m = nn.Module(); m.a = nn.Parameter(torch.tensor(f["a_init"])); m.b = nn.Parameter(torch.tensor(f["b_init"])); m.gamma = nn.Parameter(torch.tensor(f["gamma_init"])); s.lgte.append(m)
+        s.decoder = nn.Module(); s.decoder.stages = nn.ModuleList([Stage(c, k, text) for k in range(3)])
+        for st in s.decoder.stages: st.bn1.momentum = f["bn_momentum"]; st.bn2.momentum = f["bn_momentum"]
         s.decoder.head = nn.Module(); s.decoder.head.conv = nn.Conv2d(c["dims"][0], c["head_channels"] * 16, 3, padding=1); s.decoder.head.out = nn.Conv2d(c["head_channels"], 1, 1)
 
-    def forward(s, image, ids, mask, gt):
-        feats = s.image_encoder(image); H = s.text_encoder(ids, mask)
-        g = (H * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-        same = (ids[:, None, :] == ids[None, :, :]).all(-1) & ~torch.eye(len(ids), dtype=torch.bool)
-        tau = torch.clamp(s.align.log_tau.exp(), min=s.f["tau_min"]); enh = []; nce = []; pix = []
-        for l in range(4):
-            f = feats[l]; B, C, h, w = f.shape; im, tx = s.align.image[l], s.align.text[l]
-            V = F.normalize(im.fc2(F.gelu(im.fc1(f.permute(0, 2, 3, 1)))), dim=-1, eps=1e-6).reshape(B, h * w, -1)
-            U = F.normalize(tx.fc2(F.gelu(tx.fc1(g))), dim=-1, eps=1e-6)
-            S = (V @ U[:, :, None]).reshape(B, 1, h, w)
-            Wl = F.avg_pool2d(gt, gt.shape[-1] // h).reshape(B, -1); tot = Wl.sum(1, keepdim=True)
-            om = torch.where(tot > 1e-6, Wl / tot.clamp_min(1e-12), torch.full_like(Wl, 1.0 / (h * w)))
-            vbar = (om[:, None, :] @ V)[:, 0]; z = (vbar @ U.t()) / tau
-            zm = z.masked_fill(same, float("-inf")); t = torch.arange(B)
-            nce.append(0.5 * (F.cross_entropy(zm, t) + F.cross_entropy(zm.t(), t)))
-            lg = s.lgte[l]; logit = lg.a * S + lg.b
-            pix.append(F.binary_cross_entropy_with_logits(logit, Wl.reshape(B, 1, h, w)))
-            enh.append(f * (1 + lg.gamma * torch.sigmoid(logit)))
+    def forward(s, image, ids, mask, gt=None):
+        """Returns (logits, maps, losses); losses only when gt is given. maps: feat, sim, attn per level."""
+        f = s.f; feats = s.image_encoder(image); H = None; enh = list(feats); maps = dict(feat=feats, sim=[None] * 4, attn=[None] * 4)
+        V, U, logit = [None] * 4, [None] * 4, [None] * 4
+        if f["text"]:
+            H = s.text_encoder(ids, mask)
+            if s.has_align:
+                g = (H * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                for l in range(4):
+                    x = feats[l]; B, C, h, w = x.shape; im, tx = s.align.image[l], s.align.text[l]
+                    V[l] = F.normalize(im.fc2(F.gelu(im.fc1(x.permute(0, 2, 3, 1)))), dim=-1, eps=1e-6).reshape(B, h * w, -1)
+                    U[l] = F.normalize(tx.fc2(F.gelu(tx.fc1(g))), dim=-1, eps=1e-6)
+                    S = (V[l] @ U[l][:, :, None]).reshape(B, h, w); maps["sim"][l] = S
+                    if s.has_lgte:
+                        lg = s.lgte[l]; logit[l] = lg.a * S[:, None] + lg.b; A = torch.sigmoid(logit[l]); maps["attn"][l] = A
+                        if f["lgte"]: enh[l] = x * (1 + lg.gamma * A)
         x = enh[3]
         for k, st in enumerate(s.decoder.stages): x = st(x, enh[2 - k], H)
         logits = s.decoder.head.out(F.pixel_shuffle(s.decoder.head.conv(x), 4))
+        if gt is None: return logits, maps, None
         p = torch.sigmoid(logits); inter = (p * gt).sum((1, 2, 3))
-        dice = (1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + gt.sum((1, 2, 3)) + 1)).mean()
-        bce = F.binary_cross_entropy_with_logits(logits, gt)
-        lnce = torch.stack(nce).mean(); lpix = torch.stack(pix).mean()
-        return dict(total=bce + dice + s.f["lambda_nce"] * lnce + s.f["lambda_pix"] * lpix, bce=bce, dice=dice, nce=lnce, pix=lpix)
+        L = dict(bce=F.binary_cross_entropy_with_logits(logits, gt), dice=(1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + gt.sum((1, 2, 3)) + 1)).mean())
+        total = L["bce"] + L["dice"]; B = len(gt)
+        Ws = [F.avg_pool2d(gt, gt.shape[-1] // feats[l].shape[-1]) for l in range(4)]
+        if f["text"] and f["alignment"] != "none" and f["levels"]:
+            same = (ids[:, None, :] == ids[None, :, :]).all(-1) & ~torch.eye(B, dtype=torch.bool)
+            tau = torch.clamp(s.align.log_tau.exp(), min=f["tau_min"]); nce = []
+            for l in f["levels"]:
+                Wl = Ws[l].reshape(B, -1); n = Wl.shape[1]; tot = Wl.sum(1, keepdim=True)
+                uniform = torch.full_like(Wl, 1.0 / n)
+                om = uniform if f["alignment"] == "global" else torch.where(tot > 1e-6, Wl / tot.clamp_min(1e-12), uniform)
+                z = ((om[:, None, :] @ V[l])[:, 0] @ U[l].t()) / tau
+                zm = z.masked_fill(same, float("-inf")); t = torch.arange(B)
+                L[f"nce{l}"] = 0.5 * (F.cross_entropy(zm, t) + F.cross_entropy(zm.t(), t)); nce.append(L[f"nce{l}"])
+            L["nce"] = torch.stack(nce).mean(); total = total + f["lambda_nce"] * L["nce"]
+        if f["text"] and f["pixel_loss"]:
+            for l in range(4): L[f"pix{l}"] = F.binary_cross_entropy_with_logits(logit[l], Ws[l])
+            L["pix"] = torch.stack([L[f"pix{l}"] for l in range(4)]).mean(); total = total + f["lambda_pix"] * L["pix"]
+        L["total"] = total
+        return logits, maps, L
 
 
 def optimizer(m, lr=3e-4):
@@ -190,12 +208,11 @@ def load_st(path):
 
 def check(path):
     md, t = load_st(path); c = json.loads(md["config"]); f = json.loads(md["flags"])
-    assert f == FLAGS, "--check supports the full-TMCA flags"
     m = TMCA(c, f); sd = {k[6:]: (v.reshape(()) if v.numel() == 1 and (k.endswith((".a", ".b", ".gamma", "log_tau", "cross_attn_scale"))) else v) for k, v in t.items() if k.startswith("param.")}
     m.load_state_dict(sd); m.train()
-    out = m(t["input.image"], t["input.ids"], t["input.mask"], t["input.gt"])
+    _, _, out = m(t["input.image"], t["input.ids"], t["input.mask"], t["input.gt"])
     worst = 0.0
-    for k in ("bce", "dice", "nce", "pix", "total"):
+    for k in [k for k in ("bce", "dice", "nce", "pix", "total") if k in out]:
         d = abs(out[k].item() - t[f"loss.{k}"].item()); worst = max(worst, d); print(f"loss.{k}: {out[k].item():.7f} vs oracle {t[f'loss.{k}'].item():.7f}")
     print("reference check:", "PASS" if worst < 1e-4 else "FAIL"); return worst < 1e-4
 
@@ -215,7 +232,7 @@ def main():
     times = []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True); loss = m(img, ids, mask, gt)["total"]; loss.backward(); opt.step()
+        opt.zero_grad(set_to_none=True); loss = m(img, ids, mask, gt)[2]["total"]; loss.backward(); opt.step()
         if i >= a.warmup: times.append(time.perf_counter() - t0)
     times.sort(); med = times[len(times) // 2]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

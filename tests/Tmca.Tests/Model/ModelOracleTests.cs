@@ -19,6 +19,18 @@ public class ModelOracleTests
         Assert.Equal(expectedChecks, report.Items.Count);
     }
 
+    /// <summary>Other configs, flags, batch sizes and seeds (tests/fixtures/make_model_oracle.py, PyTorch 1.13):
+    /// nothing in the oracle runner or the model is keyed to the shipped files.</summary>
+    [Theory]
+    [InlineData("model-global-pixonly.safetensors")]
+    [InlineData("model-target-lgte-b2.safetensors")]
+    public void ModelMatchesOtherReferenceFiles(string file)
+    {
+        var report = ModelOracle.Run(SafetensorsFile.Open(Paths.Fixture(file)));
+        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Items.Count > 500);
+    }
+
     [Theory]
     [InlineData("hf/convnext.safetensors")]
     [InlineData("hf/bert.safetensors")]
