@@ -81,8 +81,7 @@ public sealed partial class CpuBackend
         // Each thread accumulates its own weight-gradient partial; they are summed at the end.
         long colSize = (long)g.C * g.Kh * g.Kw * g.P;
         bool threadsInGemm = g.B == 1;
-        var partials = new List<T[]>();
-        Par.Ranges(g.B, (long)g.O * g.K * g.P * 2, (b0, b1) =>
+        var partials = Par.RangesOrdered(g.B, (long)g.O * g.K * g.P * 2, (b0, b1) =>
         {
             var gwPart = gw is null ? null : new T[gw.Length];
             var gcol = gx is null || g.Pointwise ? null : new T[colSize];
@@ -111,11 +110,11 @@ public sealed partial class CpuBackend
                 }
                 if (gx is not null && !g.Pointwise) Col2ImAddImage(g, gcol!, gx, bi);
             }
-            if (gwPart is not null) lock (partials) partials.Add(gwPart);
+            return gwPart;
         });
         if (gw is not null)
             foreach (var part in partials)
-                for (int i = 0; i < gw.Length; i++) gw[i] += part[i];
+                for (int i = 0; i < gw.Length; i++) gw[i] += part![i];
     }
 
     /// <summary>A per-thread scratch buffer for one image's columns (reused across calls).</summary>

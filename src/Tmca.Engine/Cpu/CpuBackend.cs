@@ -119,6 +119,22 @@ internal static class Par
         Parallel.For(0, n, body);
     }
 
+    /// <summary>
+    /// Like <see cref="Ranges"/>, but each range produces a partial result, and the partials are returned in
+    /// range order whatever order the threads finish in: float sums then come out the same on every run,
+    /// which is what makes seeded training deterministic.
+    /// </summary>
+    public static List<T> RangesOrdered<T>(long n, long workPerItem, Func<long, long, T> body)
+    {
+        var parts = new List<(long Start, T Value)>();
+        Ranges(n, workPerItem, (s, e) =>
+        {
+            var v = body(s, e);
+            lock (parts) parts.Add((s, v));
+        });
+        return parts.OrderBy(p => p.Start).Select(p => p.Value).ToList();
+    }
+
     /// <summary>Splits [0, n) into about one contiguous range per core.</summary>
     public static void Ranges(long n, long workPerItem, Action<long, long> body)
     {

@@ -138,8 +138,7 @@ public sealed partial class CpuBackend
         {
             int inner = xShape[r - 1];
             long rows = n / inner, iy = sy[r - 1];
-            var parts = new List<double[]>();
-            Par.Ranges(rows, inner, (s, e) =>
+            var parts = Par.RangesOrdered(rows, inner, (s, e) =>
             {
                 var part = new double[ny];
                 for (long row = s; row < e; row++)
@@ -149,7 +148,7 @@ public sealed partial class CpuBackend
                     long ox = row * inner;
                     for (int j = 0; j < inner; j++) part[oy + j * iy] += double.CreateTruncating(x[ox + j]);
                 }
-                lock (parts) parts.Add(part);
+                return part;
             });
             foreach (var p in parts) for (long i = 0; i < ny; i++) total[i] += p[i];
         }

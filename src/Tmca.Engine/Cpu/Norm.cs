@@ -66,9 +66,7 @@ public sealed partial class CpuBackend
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (inner == 1) { LayerNormRowsBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c); return; }
-        var gwParts = new List<double[]>();
-        var gbParts = new List<double[]>();
-        Par.Ranges(outer, (long)c * inner, (o0, o1) =>
+        var parts = Par.RangesOrdered(outer, (long)c * inner, (o0, o1) =>
         {
             var gwAcc = new double[c]; var gbAcc = new double[c];
             var sg = new double[inner]; var sgx = new double[inner];
@@ -104,13 +102,12 @@ public sealed partial class CpuBackend
                     }
                 }
             }
-            lock (gwParts) { gwParts.Add(gwAcc); gbParts.Add(gbAcc); }
+            return (gwAcc, gbAcc);
         });
         for (int ch = 0; ch < c; ch++)
         {
             double sw = 0, sb = 0;
-            foreach (var p in gwParts) sw += p[ch];
-            foreach (var p in gbParts) sb += p[ch];
+            foreach (var (pw, pb) in parts) { sw += pw[ch]; sb += pb[ch]; }
             if (gw is not null) gw[ch] += T.CreateTruncating(sw);
             if (gb is not null) gb[ch] += T.CreateTruncating(sb);
         }
@@ -146,8 +143,7 @@ public sealed partial class CpuBackend
     private static void LayerNormRowsBackward<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int rows, int c)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var parts = new List<(double[] W, double[] B)>();
-        Par.Ranges(rows, c * 6, (r0, r1) =>
+        var parts = Par.RangesOrdered(rows, c * 6, (r0, r1) =>
         {
             var pw = new double[c]; var pb = new double[c];
             var xh = new double[c];
@@ -173,7 +169,7 @@ public sealed partial class CpuBackend
                     gxs[i] += T.CreateTruncating(rs * (g - sg - xh[i] * sgx));
                 }
             }
-            lock (parts) parts.Add((pw, pb));
+            return (pw, pb);
         });
         for (int i = 0; i < c; i++)
         {

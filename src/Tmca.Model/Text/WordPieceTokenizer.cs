@@ -37,9 +37,34 @@ public sealed class WordPieceTokenizer
     public static WordPieceTokenizer FromVocabFile(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: vocabulary file not found", path);
+        return FromLines(File.ReadLines(path), path);
+    }
+
+    /// <summary>The CXR-BERT vocabulary embedded in this assembly (see Text/Resources/README.md).</summary>
+    public static WordPieceTokenizer CxrBert()
+    {
+        using var s = typeof(WordPieceTokenizer).Assembly.GetManifestResourceStream("Tmca.Model.cxr-bert-vocab.txt")
+                      ?? throw new InvalidOperationException("the embedded CXR-BERT vocabulary is missing from Tmca.Model");
+        using var r = new StreamReader(s);
+        var lines = new List<string>();
+        while (r.ReadLine() is { } l) lines.Add(l);
+        return FromLines(lines, "embedded CXR-BERT vocabulary");
+    }
+
+    /// <summary>The embedded vocabulary's bytes (for the test that compares it with the shared copy).</summary>
+    public static byte[] EmbeddedVocabBytes()
+    {
+        using var s = typeof(WordPieceTokenizer).Assembly.GetManifestResourceStream("Tmca.Model.cxr-bert-vocab.txt")!;
+        using var m = new MemoryStream();
+        s.CopyTo(m);
+        return m.ToArray();
+    }
+
+    private static WordPieceTokenizer FromLines(IEnumerable<string> lines, string path)
+    {
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         int id = 0;
-        foreach (var line in File.ReadLines(path))
+        foreach (var line in lines)
         {
             var token = line.TrimEnd('\r');
             vocab.TryAdd(token, id);   // HF keeps the first occurrence of a repeated line

@@ -47,3 +47,14 @@ public class TokenizerTests
         Assert.Contains("/nonexistent/vocab.txt", e.Message);
     }
 }
+
+public class EmbeddedVocabTests
+{
+    [Fact]
+    public void EmbeddedVocabularyIsTheSharedCxrBertVocabulary()
+    {
+        var shared = File.ReadAllBytes(Paths.RequireShared("models/cxr-bert-specialized/vocab.txt"));
+        Assert.Equal(shared, WordPieceTokenizer.EmbeddedVocabBytes());
+        Assert.Equal(30522, WordPieceTokenizer.CxrBert().VocabSize);
+    }
+}

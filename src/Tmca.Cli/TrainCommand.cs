@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Text.Json;
+using Tmca.Data;
+using Tmca.Model;
+using Tmca.Training;
+
+namespace Tmca.Cli;
+
+/// <summary>`tmca train [DATA]`: trains, keeps the best checkpoint, then evaluates it on the test split.</summary>
+internal static class TrainCommand
+{
+    public static Command Build()
+    {
+        var data = new Argument<string?>("data") { Description = "dataset folder (lvit, csv or per-id layout); omitted: the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne };
+        var layout = Common.Layout();
+        var preset = new Option<string>("--preset") { Description = "model size: nano, small or tiny", DefaultValueFactory = _ => "small" };
+        var config = new Option<string?>("--config") { Description = "config JSON (spec keys) instead of a preset" };
+        var flags = new Option<string?>("--flags") { Description = "flags JSON (spec keys), e.g. '{\"text\": false}'" };
+        var epochs = new Option<int>("--epochs") { Description = "epochs", DefaultValueFactory = _ => 16 };
+        var steps = new Option<int?>("--steps") { Description = "stop after this many optimiser steps" };
+        var batch = Common.Batch();
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 3e-4 };
+        var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        var device = Common.Device();
+        var patience = new Option<int>("--patience") { Description = "early stopping: epochs without a better validation Dice (0: off)", DefaultValueFactory = _ => 8 };
+        var noAug = new Option<bool>("--no-augment") { Description = "no random zoom" };
+        var outDir = new Option<string?>("--out") { Description = "run folder (default runs/<date>-<data>)" };
+        var resume = new Option<string?>("--resume") { Description = "continue a run folder from its last checkpoint" };
+        var imageWeights = new Option<string?>("--image-weights") { Description = "pretrained ConvNeXt (Hugging Face safetensors)" };
+        var textWeights = new Option<string?>("--text-weights") { Description = "pretrained BERT / CXR-BERT (Hugging Face safetensors)" };
+        var vocab = Common.Vocab();
+        var cmd = new Command("train", "train TMCA on a dataset folder, or on the embedded synthetic dataset when none is given")
+        {
+            data, layout, preset, config, flags, epochs, steps, batch, lr, wd, seed, device, patience, noAug, outDir, resume, imageWeights, textWeights, vocab,
+        };
+        cmd.SetAction(p => Common.Guard(() =>
+        {
+            TrainOptions o;
+            string runDir;
+            bool isResume = p.GetValue(resume) is not null;
+            if (isResume)
+            {
+                runDir = p.GetValue(resume)!;
+                var optPath = Path.Combine(runDir, "options.json");
+                if (!File.Exists(optPath)) throw new FileNotFoundException($"{optPath}: not a run folder (no options.json)", optPath);
+                o = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(optPath)) ?? throw new InvalidDataException($"{optPath}: empty");
+                if (p.GetResult(epochs) is { Implicit: false }) o = o with { Epochs = p.GetValue(epochs) };
+            }
+            else
+            {
+                o = new TrainOptions
+                {
+                    Data = p.GetValue(data) is { } d ? Path.GetFullPath(d) : null, Layout = p.GetValue(layout), Preset = p.GetValue(preset)!,
+                    ConfigFile = p.GetValue(config), Flags = p.GetValue(flags) is { } f ? TmcaFlags.FromJson(f) : new TmcaFlags(),
+                    Epochs = p.GetValue(epochs), MaxSteps = p.GetValue(steps), BatchSize = p.GetValue(batch), Lr = p.GetValue(lr),
+                    WeightDecay = p.GetValue(wd), Seed = p.GetValue(seed), Device = p.GetValue(device)!, Patience = p.GetValue(patience),
+                    Augment = !p.GetValue(noAug), ImageWeights = p.GetValue(imageWeights), TextWeights = p.GetValue(textWeights), Vocab = p.GetValue(vocab) ?? "",
+                };
+                runDir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{(o.Data is null ? "synthetic" : Path.GetFileName(o.Data.TrimEnd('/')))}");
+                if (Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
+                    throw new IOException($"{runDir}: run folder exists and is not empty (use --resume to continue it, or --out for a new one)");
+            }
+            var backend = Common.Backend(o.Device);
+            var cfg = o.ResolveConfig();
+            var ui = Common.Reporter();
+            // Read and check every input before the run folder is created: bad data leaves nothing behind.
+            var prepared = PreparedData.Load(o.Data, o.Layout, cfg.ImageSize, o.Vocab, ui.Info, ui.Warning);
+            Directory.CreateDirectory(runDir);
+            var result = Common.WithProgress(r => Trainer.Run(o, prepared, runDir, r, backend, isResume));
+            Console.WriteLine($"trained {result.EpochsRun} epochs ({result.Steps} steps) in {result.Seconds / 60:0.0} min; best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch}");
+            var model = Common.LoadModel(result.BestCheckpoint, backend);
+            var ev = Evaluator.Run(model, prepared.Test, Math.Max(o.BatchSize, 8));
+            Evaluator.Write(ev, Path.Combine(runDir, "eval-test"), "TMCA (this run)", result.BestCheckpoint);
+            Console.WriteLine();
+            Console.WriteLine($"test split, best checkpoint ({result.BestCheckpoint}):");
+            Console.WriteLine(Evaluator.Markdown(ev, $"TMCA {(o.ConfigFile ?? o.Preset)}, from scratch"));
+            Console.WriteLine($"run folder: {runDir} (curves.png, steps.jsonl, epochs.jsonl, eval-test/)");
+            return 0;
+        }));
+        return cmd;
+    }
+}

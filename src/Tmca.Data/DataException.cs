@@ -1,0 +1,8 @@
+namespace Tmca.Data;
+
+/// <summary>Bad input data: the message names the file (or folder) and what is wrong with it.</summary>
+public sealed class DataException(string path, string problem, Exception? inner = null) : Exception($"{path}: {problem}", inner)
+{
+    public string Path { get; } = path;
+    public string Problem { get; } = problem;
+}

@@ -1,0 +1,182 @@
+using System.Text.Json;
+using Tmca.Cli;
+using Tmca.Data;
+using Tmca.Data.Synthetic;
+using Tmca.Engine;
+using Tmca.Model;
+using Tmca.Tests.Data;
+using Tmca.Training;
+using Xunit;
+
+namespace Tmca.Tests.Training;
+
+/// <summary>Training-loop behaviour on a tiny synthetic dataset with a tiny model (seconds, not minutes).</summary>
+public class TrainingTests
+{
+    private static readonly TmcaConfig Tiny = new()
+    {
+        ImageSize = 32, Dims = [8, 16, 16, 16], Depths = [1, 1, 1, 1], TextHidden = 16, TextLayers = 1, TextHeads = 2, TextIntermediate = 32,
+        VocabSize = 30522, MaxPositions = 24, AlignDim = 8, HeadChannels = 2, CrossHeads = 2,
+    };
+
+    private static readonly Lazy<PreparedData> Data = new(() =>
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"tmca-test-synth-{Environment.ProcessId}");
+        if (!File.Exists(Path.Combine(dir, "split.json"))) SyntheticCxr.Generate(new SyntheticOptions(64, 24, 8, 8, Seed: 3), dir);
+        return PreparedData.Load(dir, "per-id", 32, null, _ => { }, _ => { });
+    });
+
+    private static TrainOptions Options(string dir, int epochs, int patience = 0)
+    {
+        var cfg = Path.Combine(dir, "tiny.json");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(cfg, Tiny.ToJson());
+        return new TrainOptions { ConfigFile = cfg, Epochs = epochs, BatchSize = 8, Lr = 1e-3, Seed = 5, Patience = patience };
+    }
+
+    private static Dictionary<string, double[]> Tensors(string path)
+    {
+        var f = SafetensorsFile.Open(path);
+        return f.Names.ToDictionary(n => n, n => f.Load(n).ToDoubles());
+    }
+
+    [Fact]
+    public void SeededRunsAreDeterministicAndResumeContinuesExactly()
+    {
+        using var d = new TempDir();
+        var straight = Trainer.Run(Options(d["a"], 3), Data.Value, d["a"], new SilentReporter(), CpuBackend.Instance);
+        var again = Trainer.Run(Options(d["b"], 3), Data.Value, d["b"], new SilentReporter(), CpuBackend.Instance);
+        var first = Tensors(Path.Combine(d["a"], "checkpoints", "last.safetensors"));
+        Assert.Equal(first, Tensors(Path.Combine(d["b"], "checkpoints", "last.safetensors")));      // bit-identical
+
+        // 1 epoch, then resume to 3: the same checkpoint as 3 epochs straight (model, optimiser moments, RNG state)
+        Trainer.Run(Options(d["c"], 1), Data.Value, d["c"], new SilentReporter(), CpuBackend.Instance);
+        var resumed = Trainer.Run(Options(d["c"], 3), Data.Value, d["c"], new SilentReporter(), CpuBackend.Instance, resume: true);
+        Assert.Equal(straight.Steps, resumed.Steps);
+        var res = Tensors(Path.Combine(d["c"], "checkpoints", "last.safetensors"));
+        Assert.Equal(first.Keys.Order(), res.Keys.Order());
+        foreach (var k in first.Keys) Assert.Equal(first[k], res[k]);
+        Assert.Equal(File.ReadAllLines(Path.Combine(d["a"], "epochs.jsonl")).Length, File.ReadAllLines(Path.Combine(d["c"], "epochs.jsonl")).Length);
+        Assert.Equal(File.ReadAllLines(Path.Combine(d["a"], "steps.jsonl")).Length, File.ReadAllLines(Path.Combine(d["c"], "steps.jsonl")).Length);
+        Assert.True(File.Exists(Path.Combine(d["c"], "curves.png")));
+        Assert.Empty(Directory.GetFiles(d.Path, "*.tmp", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void CheckpointsHoldEverythingAResumeNeeds()
+    {
+        using var d = new TempDir();
+        Trainer.Run(Options(d.Path, 1), Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance);
+        var f = SafetensorsFile.Open(Path.Combine(d.Path, "checkpoints", "last.safetensors"));
+        var state = JsonSerializer.Deserialize<TrainState>(f.Metadata["train_state"])!;
+        Assert.Equal(1, state.Epoch);
+        Assert.Equal(3, state.Step);                       // 24 images / batch 8
+        Assert.Equal(64, state.Rng.Length);
+        Assert.Contains("optim.exp_avg.decoder.head.out.weight", f.Names);
+        Assert.Contains("decoder.stages.0.bn1.running_mean", f.Names);
+        Assert.Contains("config", f.Metadata.Keys);
+        var best = Checkpoint.Load(Path.Combine(d.Path, "checkpoints", "best.safetensors"));
+        Assert.Equal(Tiny.Dims, best.Config.Dims);
+    }
+
+    [Fact]
+    public void EarlyStoppingStopsAfterPatienceEpochsWithoutImprovement()
+    {
+        using var d = new TempDir();
+        // lr 0 never improves after the first epoch, so patience 1 stops at epoch 2
+        var r = Trainer.Run(Options(d.Path, 10, patience: 1) with { Lr = 0 }, Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance);
+        Assert.True(r.StoppedEarly);
+        Assert.Equal(2, r.EpochsRun);
+        Assert.Equal(1, r.BestEpoch);
+    }
+
+    [Fact]
+    public void EvalWritesBothProtocolsAndPredictWritesMasksAndOverlays()
+    {
+        using var d = new TempDir();
+        var r = Trainer.Run(Options(d.Path, 1), Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance);
+        var model = Checkpoint.Load(r.BestCheckpoint);
+        var ev = Evaluator.Run(model, Data.Value.Test, 4);
+        Evaluator.Write(ev, d["eval"], "tiny");
+        var csv = File.ReadAllLines(d["eval/per-sample.csv"]);
+        Assert.Equal(1 + Data.Value.Test.Count, csv.Length);
+        using var metrics = JsonDocument.Parse(File.ReadAllText(d["eval/metrics.json"]));
+        Assert.True(metrics.RootElement.GetProperty("per_image").TryGetProperty("dice", out _));
+        Assert.True(metrics.RootElement.GetProperty("micro").TryGetProperty("iou", out _));
+        Assert.Contains("Dice (micro)", File.ReadAllText(d["eval/results.md"]));
+        int n = Predictor.PredictSplit(model, Data.Value.Test, d["pred"], 4);
+        Assert.Equal(Data.Value.Test.Count, n);
+        var mask = Tmca.Data.Images.ImageIO.Load(Directory.GetFiles(d["pred/masks"])[0]);
+        Assert.Equal((64, 64), (mask.Width, mask.Height));                         // the original image size
+        Assert.Equal(n, Directory.GetFiles(d["pred/overlays"], "*.png").Length);
+        var one = Predictor.PredictOne(model, Data.Value.Test.Samples[0].Source.ImagePath, "bilateral pulmonary infection, two infected areas, upper left lung and lower right lung.", Data.Value.Tokenizer, d["one"]);
+        Assert.True(File.Exists(one.Mask) && File.Exists(one.Overlay));
+    }
+
+    [Fact]
+    public void AblationProducesEveryRowAndTheShuffledControl()
+    {
+        using var d = new TempDir();
+        var o = Options(d.Path, 1);
+        var results = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => f(new SilentReporter()), new SilentReporter());
+        Assert.Equal(["image only", "text guidance (GuideDecoder base)", "+ global contrastive alignment", "+ target-sensitive distance", "+ multi-level", "+ LGTE (full TMCA)", "shuffled-text control"],
+                     results.Select(r => r.Name));
+        var md = File.ReadAllText(d["ablate/ablation.md"]);
+        Assert.Contains("shuffled-text control", md);
+        Assert.Contains("Δ vs image only", md);
+        Assert.Contains("\"alignment\":\"global\",\"levels\":[3]", results[2].Flags);
+        Assert.Contains("\"text\":false", results[0].Flags);
+    }
+
+    [Fact]
+    public void SyntheticReportsDescribeExactlyTheMaskedLesions()
+    {
+        for (int i = 0; i < 50; i++)
+        {
+            var (img, mask, report) = SyntheticCxr.Sample(new Xoshiro((ulong)i), 96);
+            Assert.Matches(@"^(unilateral|bilateral) pulmonary infection, (one infected area|two infected areas|three infected areas), .+ (left|right) lung\.$", report);
+            Assert.True(mask.Count(m => m == 1) > 20);
+            Assert.DoesNotContain("[UNK]", WordPieceTokenizerTokens(report));
+            if (report.StartsWith("unilateral") && report.Contains("left lung"))   // the patient's left lung is on the image's right
+                for (int y = 0; y < 96; y++) for (int x = 0; x < 40; x++) Assert.Equal(0, mask[y * 96 + x]);
+        }
+    }
+
+    private static List<string> WordPieceTokenizerTokens(string s) => Tmca.Model.Text.WordPieceTokenizer.CxrBert().Tokenize(s);
+
+    /// <summary>The real QaTa-COV19 subset (per-id layout, 1,300 ids): loads, trains a few steps, evaluates on its test ids.</summary>
+    [Fact]
+    public void QataSubsetTrainsAndEvaluates()
+    {
+        var root = Paths.RequireShared("data/qata-cov19-subset");
+        var ds = Tmca.Data.Layouts.DatasetLoader.Load(root);
+        Assert.Equal((800, 200, 300), (ds.Train.Count, ds.Val.Count, ds.Test.Count));
+        Assert.Contains(ds.Notes, n => n.Contains("twice"));
+        using var d = new TempDir();
+        int code = CliApp.Run("train", root, "--config", WriteTiny(d.Path), "--epochs", "1", "--steps", "3", "--out", d["run"]);
+        Assert.Equal(0, code);
+        using var m = JsonDocument.Parse(File.ReadAllText(d["run/eval-test/metrics.json"]));
+        Assert.Equal(300, m.RootElement.GetProperty("images").GetInt32());
+    }
+
+    /// <summary>MoNuSeg (LViT layout, TIFF test images, validation folder): loads, trains a few steps, evaluates.</summary>
+    [Fact]
+    public void MonusegLoadsTrainsAndEvaluates()
+    {
+        var root = Paths.RequireShared("data/monuseg");
+        var ds = Tmca.Data.Layouts.DatasetLoader.Load(root);
+        Assert.Equal((24, 6, 14), (ds.Train.Count, ds.Val.Count, ds.Test.Count));
+        Assert.EndsWith(".tif", ds.Test[0].ImagePath);
+        using var d = new TempDir();
+        int code = CliApp.Run("train", root, "--config", WriteTiny(d.Path), "--epochs", "1", "--steps", "2", "--out", d["run"]);
+        Assert.Equal(0, code);
+        Assert.Contains("| TMCA", File.ReadAllText(d["run/eval-test/results.md"]));
+    }
+
+    private static string WriteTiny(string dir)
+    {
+        var p = Path.Combine(dir, "tiny.json");
+        File.WriteAllText(p, Tiny.ToJson());
+        return p;
+    }
+}
