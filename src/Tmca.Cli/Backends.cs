@@ -15,5 +15,13 @@ internal static class Backends
         _ => throw new ArgumentException($"unknown device '{name}' (cpu or cuda)"),
     };
 
-    private static IBackend Cuda() => throw new BackendUnavailableException("the CUDA backend is not available in this build");
+    private static Tmca.Cuda.CudaBackend? _cuda;
+
+    private static IBackend Cuda()
+    {
+        if (_cuda is not null) return _cuda;
+        _cuda = Tmca.Cuda.CudaBackend.TryCreate(out var reason) ?? throw new BackendUnavailableException($"CUDA is not available: {reason} (run `tmca doctor`)");
+        _cuda.Tf32 = Environment.GetEnvironmentVariable("TMCA_TF32") == "1";
+        return _cuda;
+    }
 }

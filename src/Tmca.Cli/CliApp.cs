@@ -14,6 +14,8 @@ public static class CliApp
         root.Subcommands.Add(AblateCommand.Build());
         root.Subcommands.Add(SynthCommand.Build());
         root.Subcommands.Add(OracleCommand.Build());
+        root.Subcommands.Add(DoctorCommand.Build());
+        root.Subcommands.Add(KernelsCommand.Build());
         return root;
     }
 

@@ -24,7 +24,8 @@ internal static class Common
         try { return body(); }
         catch (Exception e) when (e is DataException or SafetensorsException or FileNotFoundException or DirectoryNotFoundException
                                    or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException
-                                   or System.Text.Json.JsonException or BackendUnavailableException)
+                                   or System.Text.Json.JsonException or BackendUnavailableException or NotSupportedException
+                                   or Tmca.Cuda.Native.CudaException)
         {
             Console.Out.Flush();
             Console.Error.WriteLine($"error: {e.Message}");

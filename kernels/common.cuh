@@ -1,0 +1,55 @@
+// common.cuh — helpers shared by every kernel file. Compiled by NVRTC (11.8 and 13.x) at run time: no toolkit
+// headers, only built-ins. Every kernel is extern "C" so that its name is not mangled.
+#pragma once
+
+#define KERNEL extern "C" __global__
+
+typedef long long i64;
+
+// Grid-stride loop over [0, n): correct for any grid size, so launches can cap the grid.
+#define FOR_EACH(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)blockDim.x * gridDim.x)
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Sum over a whole block (any multiple of 32 threads up to 1024). `scratch` holds 32 floats. All threads get the sum.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    int warps = (blockDim.x + 31) >> 5;
+    v = threadIdx.x < warps ? scratch[threadIdx.x] : 0.0f;
+    if (warp == 0) v = warp_sum(v);
+    if (threadIdx.x == 0) scratch[0] = v;
+    __syncthreads();
+    return scratch[0];
+}
+
+// Shapes of up to 8 axes passed by value (broadcasting and reductions).
+#define MAX_RANK 8
+struct Shape8 { int rank; i64 dims[MAX_RANK]; i64 s0[MAX_RANK]; i64 s1[MAX_RANK]; };
+
+// Offsets of element `i` (row-major over dims) in two operands with strides s0 and s1 (0 on broadcast axes).
+__device__ __forceinline__ void offsets2(const Shape8& s, i64 i, i64* o0, i64* o1) {
+    i64 a = 0, b = 0;
+    for (int d = s.rank - 1; d >= 0; --d) {
+        i64 q = i % s.dims[d];
+        i /= s.dims[d];
+        a += q * s.s0[d];
+        b += q * s.s1[d];
+    }
+    *o0 = a; *o1 = b;
+}
+
+// Φ(x) and φ(x) of the standard normal (GELU's exact erf form).
+__device__ __forceinline__ float normal_cdf(float x) { return 0.5f * (1.0f + erff(x * 0.70710678118654752f)); }
+__device__ __forceinline__ float normal_pdf(float x) { return 0.39894228040143268f * expf(-0.5f * x * x); }

@@ -1,0 +1,50 @@
+using System.CommandLine;
+using Tmca.Cuda;
+using Tmca.Cuda.Native;
+
+namespace Tmca.Cli;
+
+/// <summary>`tmca kernels --compile`: compiles every kernels/*.cu with NVRTC, with the run-time options, for each
+/// architecture (no GPU needed). Exits non-zero if any kernel fails, or if NVRTC is missing.</summary>
+internal static class KernelsCommand
+{
+    public static Command Build()
+    {
+        var compile = new Option<bool>("--compile") { Description = "compile every kernel (the CI check)" };
+        var arch = new Option<string>("--arch") { Description = "comma-separated compute capabilities", DefaultValueFactory = _ => "80,90" };
+        var cmd = new Command("kernels", "list or compile the CUDA kernels (NVRTC only: no GPU needed)") { compile, arch };
+        cmd.SetAction(p =>
+        {
+            var files = KernelSources.Files;
+            if (!p.GetValue(compile))
+            {
+                foreach (var f in files) Console.WriteLine(f);
+                return 0;
+            }
+            var nv = Nvrtc.TryLoad(out var why);
+            if (nv is null) { Console.Error.WriteLine($"error: cannot compile kernels: {why} (Debian: tools/install-nvrtc.sh)"); return 3; }
+            var archs = p.GetValue(arch)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+            var compiler = new KernelCompiler(nv);
+            Console.WriteLine($"NVRTC {nv.Version.Major}.{nv.Version.Minor} ({nv.LibraryPath})");
+            int failures = 0;
+            foreach (var f in files)
+                foreach (var a in archs)
+                {
+                    var (options, _) = compiler.OptionsFor(a);
+                    try
+                    {
+                        var r = compiler.Compile(f, a, useCache: false);
+                        Console.WriteLine($"  ok    {f,-18} sm_{a}  {(r.IsCubin ? "cubin" : "ptx"),5} {r.Image.Length,8} bytes  [{string.Join(' ', options)}]{(r.Log.Length > 0 ? "\n        " + r.Log.Replace("\n", "\n        ") : "")}");
+                    }
+                    catch (CudaException e)
+                    {
+                        failures++;
+                        Console.WriteLine($"  FAIL  {f,-18} sm_{a}\n        {e.Message.Replace("\n", "\n        ")}");
+                    }
+                }
+            Console.WriteLine(failures == 0 ? $"all {files.Count * archs.Length} compilations passed" : $"{failures} compilation(s) failed");
+            return failures == 0 ? 0 : 1;
+        });
+        return cmd;
+    }
+}

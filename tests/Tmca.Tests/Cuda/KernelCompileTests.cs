@@ -1,0 +1,58 @@
+using Tmca.Cuda;
+using Tmca.Cuda.Native;
+using Xunit;
+
+namespace Tmca.Tests.Cuda;
+
+/// <summary>Every kernel compiles with NVRTC for sm_80 and sm_90 with the run-time options. Needs NVRTC, not a GPU:
+/// CI installs Debian's NVRTC 11.8 (tools/install-nvrtc.sh); the GPU machine has NVRTC 13.</summary>
+public class KernelCompileTests
+{
+    [Theory]
+    [InlineData(80)]
+    [InlineData(90)]
+    public void EveryKernelCompiles(int arch)
+    {
+        var nv = Nvrtc.TryLoad(out var why);
+        if (nv is null) Assert.Skip($"NVRTC not installed ({why}); tools/install-nvrtc.sh installs Debian's NVRTC 11.8");
+        var compiler = new KernelCompiler(nv!, Path.Combine(Path.GetTempPath(), "tmca-kernel-test-cache"));
+        var files = KernelSources.Files;
+        Assert.Contains("elementwise.cu", files);
+        Assert.Contains("adamw.cu", files);
+        foreach (var f in files)
+        {
+            var r = compiler.Compile(f, arch, useCache: false);
+            Assert.True(r.Image.Length > 1000, $"{f}: empty binary");
+            Assert.DoesNotContain("warning", r.Log, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    [Fact]
+    public void CompileErrorsNameTheFileAndLine()
+    {
+        var nv = Nvrtc.TryLoad(out var why);
+        if (nv is null) Assert.Skip($"NVRTC not installed ({why})");
+        var e = Assert.Throws<CudaException>(() => nv!.Compile("extern \"C\" __global__ void k(float* x) { x[0] = undefined_thing; }", "broken.cu", [], ["--gpu-architecture=sm_80"], cubin: true));
+        Assert.Contains("broken.cu", e.Message);
+        Assert.Contains("undefined_thing", e.Message);
+    }
+
+    [Fact]
+    public void DevicePoolSizeClasses()
+    {
+        Assert.Equal(512, DevicePool.SizeClass(1));
+        Assert.Equal(1024, DevicePool.SizeClass(513));
+        Assert.Equal(1L << 20, DevicePool.SizeClass((1L << 20) - 100));
+        Assert.Equal(5L << 18, DevicePool.SizeClass((1L << 20) + 1));    // 1.25 MiB
+        Assert.Equal(2L << 20, DevicePool.SizeClass((7L << 18) + 1));    // above 1.75 MiB → 2 MiB
+        for (long b = 1; b < 1L << 26; b = b * 3 / 2 + 1) Assert.True(DevicePool.SizeClass(b) >= b);
+    }
+
+    [Fact]
+    public void WithoutADriverTheBackendSaysWhy()
+    {
+        var b = CudaBackend.TryCreate(out var why);
+        if (b is not null) Assert.Skip("this machine has a GPU; the no-driver path cannot be observed here");
+        Assert.False(string.IsNullOrWhiteSpace(why));
+    }
+}
