@@ -12,10 +12,22 @@ internal static class KernelsCommand
     {
         var compile = new Option<bool>("--compile") { Description = "compile every kernel (the CI check)" };
         var arch = new Option<string>("--arch") { Description = "comma-separated compute capabilities", DefaultValueFactory = _ => "80,90" };
-        var cmd = new Command("kernels", "list or compile the CUDA kernels (NVRTC only: no GPU needed)") { compile, arch };
+        var bench = new Option<bool>("--bench") { Description = "validate every kernel against the CPU, then time it on the GPU (the kernel lab)" };
+        var outFile = new Option<string?>("--out") { Description = "write the benchmark table (markdown) to this file" };
+        var cmd = new Command("kernels", "list, compile (NVRTC only: no GPU needed) or benchmark the CUDA kernels") { compile, arch, bench, outFile };
         cmd.SetAction(p =>
         {
             var files = KernelSources.Files;
+            if (p.GetValue(bench))
+            {
+                var gpu = CudaBackend.TryCreate(out var reason);
+                if (gpu is null) { Console.WriteLine($"kernel lab skipped: no GPU ({reason})"); return 0; }
+                var rows = KernelLab.Run(gpu, log: Console.WriteLine);
+                var md = KernelLab.Markdown(rows, gpu, 3000, 67, 495);
+                Console.WriteLine(md);
+                if (p.GetValue(outFile) is { } o) Tmca.Engine.AtomicFile.WriteAllText(o, md);
+                return rows.Any(r => r.Validation.StartsWith("FAIL")) ? 1 : 0;
+            }
             if (!p.GetValue(compile))
             {
                 foreach (var f in files) Console.WriteLine(f);

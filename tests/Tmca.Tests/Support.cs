@@ -12,7 +12,12 @@ public static class Paths
     public static string Shared => Environment.GetEnvironmentVariable("TMCA_SHARED") is { Length: > 0 } s ? s : Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared"));
 
     public static string Oracle(string name) => Path.Combine(Shared, "oracles", name);
-    public static string Fixture(string name) => Path.Combine(RepoRoot, "tests", "fixtures", name);
+    /// <summary>A committed fixture: copied beside the test assembly, else in the repository's tests/fixtures.</summary>
+    public static string Fixture(string name)
+    {
+        var beside = Path.Combine(AppContext.BaseDirectory, "fixtures", name);
+        return File.Exists(beside) ? beside : Path.Combine(RepoRoot, "tests", "fixtures", name);
+    }
 
     /// <summary>Skips (with the reason) when a shared file is missing, e.g. on a machine without ../shared.</summary>
     public static string RequireShared(string relative)

@@ -100,7 +100,7 @@ public class LayoutTests
     {
         Assert.Equal([0, 1, 1, 0], Resample.Binarize([0f, 1 / 255f, 1 / 255f, 0f]));   // {0,1} masks
         Assert.Equal([0, 1, 0], Resample.Binarize([0f, 1f, 0f]));                        // {0,255}
-        Assert.Empty(Resample.Binarize([0f, 0f]).Where(v => v != 0));                    // empty stays empty
+        Assert.DoesNotContain(Resample.Binarize([0f, 0f]), v => v != 0);                 // empty stays empty
         var rgb = new RawImage(2, 1, 3, [1f, 0f, 1f, 0f, 1f, 0f], 8);                   // pixel 0 white, pixel 1 black
         Assert.Equal([1, 0], Resample.Binarize(rgb.MeanOfChannels()));
     }
