@@ -96,9 +96,9 @@ public sealed record TmcaFlags
         return Text ? this : this with { Alignment = "none", Lgte = false, PixelLoss = false };
     }
 
-    public bool HasAlignHeads => Text && (Alignment != "none" || Lgte || PixelLoss);
-    public bool HasLgteParams => Text && (Lgte || PixelLoss);
-    public bool ContrastiveOn => Text && Alignment != "none" && Levels.Length > 0;
+    [JsonIgnore] public bool HasAlignHeads => Text && (Alignment != "none" || Lgte || PixelLoss);
+    [JsonIgnore] public bool HasLgteParams => Text && (Lgte || PixelLoss);
+    [JsonIgnore] public bool ContrastiveOn => Text && Alignment != "none" && Levels.Length > 0;
 
     public string ToJson() => JsonSerializer.Serialize(this, Json.Options);
     public static TmcaFlags FromJson(string json) =>

@@ -42,6 +42,18 @@ public class ModelTests
     }
 
     [Fact]
+    public void ConfigAndFlagsJsonHoldExactlyTheSpecKeys()
+    {
+        using var flags = System.Text.Json.JsonDocument.Parse(new TmcaFlags().ToJson());
+        Assert.Equal(["text", "alignment", "levels", "lgte", "pixel_loss", "lambda_nce", "lambda_pix", "tau_init", "tau_min", "gamma_init", "a_init", "b_init", "bn_momentum"],
+                     flags.RootElement.EnumerateObject().Select(p => p.Name));
+        using var cfg = System.Text.Json.JsonDocument.Parse(TmcaConfig.Small.ToJson());
+        Assert.Equal(16, cfg.RootElement.EnumerateObject().Count());
+        var e = Assert.Throws<System.Text.Json.JsonException>(() => TmcaFlags.FromJson("{\"lgtee\": true}"));
+        Assert.Contains("lgtee", e.Message);
+    }
+
+    [Fact]
     public void CheckpointsRoundTripExactly()
     {
         var dir = Directory.CreateTempSubdirectory("tmca-ckpt-").FullName;
