@@ -23,22 +23,30 @@ public sealed partial class CpuBackend
         }
     }
 
-    /// <summary>y[i0..ir] (+)= x[at perm]: walks y in order, reading x through permuted strides.</summary>
+    /// <summary>y (+)= x permuted: a strided gather through x's strides taken in y's axis order.</summary>
     internal static void PermuteRef<T>(T[] x, int[] xShape, int[] perm, T[] y, bool acc) where T : unmanaged, INumberBase<T>
     {
-        int r = xShape.Length;
-        if (r == 0 || x.Length == 0) return;
         var xs = Shape.Strides(xShape);
-        var yShape = new int[r]; var st = new long[r];
-        for (int i = 0; i < r; i++) { yShape[i] = xShape[perm[i]]; st[i] = xs[perm[i]]; }
-        int inner = yShape[r - 1]; long innerStride = st[r - 1];
-        long rows = Shape.Numel(yShape) / Math.Max(inner, 1);
+        StridedGather(x, perm.Select(p => xShape[p]).ToArray(), perm.Select(p => xs[p]).ToArray(), y, acc);
+    }
+
+    /// <summary>
+    /// y[i] (+)= x[Σ_d index_d(i)·strides[d]] over y's shape, row by row (all axes but the last), inner axis in a
+    /// tight loop. Permute (x's strides in y's axis order) and broadcast (0 strides on broadcast axes) are both this.
+    /// </summary>
+    private static void StridedGather<T>(T[] x, int[] yShape, long[] strides, T[] y, bool acc) where T : unmanaged, INumberBase<T>
+    {
+        int r = yShape.Length;
+        long n = Shape.Numel(yShape);
+        if (r == 0 || n == 0) return;
+        int inner = yShape[r - 1];
+        long rows = n / inner, innerStride = strides[r - 1];
         Par.Ranges(rows, inner, (s, e) =>
         {
             for (long row = s; row < e; row++)
             {
                 long ox = 0, rem = row;
-                for (int d = r - 2; d >= 0; d--) { long q = rem % yShape[d]; rem /= yShape[d]; ox += q * st[d]; }
+                for (int d = r - 2; d >= 0; d--) { long q = rem % yShape[d]; rem /= yShape[d]; ox += q * strides[d]; }
                 long oy = row * inner;
                 if (acc) for (int j = 0; j < inner; j++) y[oy + j] += x[ox + j * innerStride];
                 else for (int j = 0; j < inner; j++) y[oy + j] = x[ox + j * innerStride];
@@ -100,25 +108,8 @@ public sealed partial class CpuBackend
         else BroadcastRef(A<double>(x), x.Shape, A<double>(y), y.Shape, accumulate);
     }
 
-    internal static void BroadcastRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T>
-    {
-        long n = Shape.Numel(yShape);
-        if (n == 0) return;
-        var sx = BroadcastStrides(xShape, yShape);
-        int r = yShape.Length, inner = yShape[r - 1];
-        long rows = n / inner, ix = sx[r - 1];
-        Par.Ranges(rows, inner, (s, e) =>
-        {
-            for (long row = s; row < e; row++)
-            {
-                long ox = 0, rem = row;
-                for (int d = r - 2; d >= 0; d--) { long q = rem % yShape[d]; rem /= yShape[d]; ox += q * sx[d]; }
-                long oy = row * inner;
-                if (acc) for (int j = 0; j < inner; j++) y[oy + j] += x[ox + j * ix];
-                else for (int j = 0; j < inner; j++) y[oy + j] = x[ox + j * ix];
-            }
-        });
-    }
+    internal static void BroadcastRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T> =>
+        StridedGather(x, yShape, BroadcastStrides(xShape, yShape), y, acc);
 
     public void SumTo(Tensor x, Tensor y, bool accumulate)
     {
