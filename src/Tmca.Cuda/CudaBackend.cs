@@ -42,28 +42,28 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
     {
         Driver = d; Nvrtc = nv; Cublas = blas; DeviceOrdinal = ordinal;
         int dev, v;
-        d.Check(d.cuDeviceGet(&dev, ordinal), "cuDeviceGet");
+        Driver.Check(Driver.cuDeviceGet(&dev, ordinal), "cuDeviceGet");
         var name = stackalloc byte[256];
-        d.Check(d.cuDeviceGetName(name, 256, dev), "cuDeviceGetName");
+        Driver.Check(Driver.cuDeviceGetName(name, 256, dev), "cuDeviceGetName");
         DeviceName = Marshal.PtrToStringUTF8((nint)name) ?? "?";
         int maj, min, sms;
-        d.Check(d.cuDeviceGetAttribute(&maj, Driver.CC_MAJOR, dev), "cuDeviceGetAttribute");
-        d.Check(d.cuDeviceGetAttribute(&min, Driver.CC_MINOR, dev), "cuDeviceGetAttribute");
-        d.Check(d.cuDeviceGetAttribute(&sms, Driver.SM_COUNT, dev), "cuDeviceGetAttribute");
+        Driver.Check(Driver.cuDeviceGetAttribute(&maj, Driver.CC_MAJOR, dev), "cuDeviceGetAttribute");
+        Driver.Check(Driver.cuDeviceGetAttribute(&min, Driver.CC_MINOR, dev), "cuDeviceGetAttribute");
+        Driver.Check(Driver.cuDeviceGetAttribute(&sms, Driver.SM_COUNT, dev), "cuDeviceGetAttribute");
         ComputeCapability = (maj, min); SmCount = sms;
         nuint total;
-        d.Check(d.cuDeviceTotalMem_v2(&total, dev), "cuDeviceTotalMem_v2");
+        Driver.Check(Driver.cuDeviceTotalMem_v2(&total, dev), "cuDeviceTotalMem_v2");
         TotalMemory = (long)total;
-        d.Check(d.cuDriverGetVersion(&v), "cuDriverGetVersion");
+        Driver.Check(Driver.cuDriverGetVersion(&v), "cuDriverGetVersion");
         DriverVersion = v;
         nint ctx, stream;
-        d.Check(d.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+        Driver.Check(Driver.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
         _context = ctx;
         MakeCurrent();
-        d.Check(d.cuStreamCreate(&stream, 1 /* non-blocking */), "cuStreamCreate");
+        Driver.Check(Driver.cuStreamCreate(&stream, 1 /* non-blocking */), "cuStreamCreate");
         _stream = stream;
         _blas = blas.Create(stream);
-        Pool = new DevicePool(d);
+        Pool = new DevicePool();
         _compiler = new KernelCompiler(nv);
     }
 
@@ -73,7 +73,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         var d = Driver.TryLoad(out reason);
         if (d is null) return null;
         int count;
-        if (d.cuDeviceGetCount(&count) != 0 || count == 0) { reason = "the CUDA driver found no GPU"; return null; }
+        if (Driver.cuDeviceGetCount(&count) != 0 || count == 0) { reason = "the CUDA driver found no GPU"; return null; }
         if (ordinal >= count) { reason = $"GPU {ordinal} requested, {count} present"; return null; }
         var nv = Nvrtc.TryLoad(out reason);
         if (nv is null) return null;

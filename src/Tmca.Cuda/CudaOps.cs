@@ -284,7 +284,7 @@ public sealed unsafe partial class CudaBackend
         float al = (float)alpha, be = (float)beta;
         void* pA = (void*)(P(b) + (ulong)offB * 4), pB = (void*)(P(a) + (ulong)offA * 4), pC = (void*)(P(c) + (ulong)offC * 4);
         int lda = transB ? k : n, ldb = transA ? m : k, ldc = n;
-        int status = Cublas.cublasGemmStridedBatchedEx(_blas, transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k,
+        int status = Native.Cublas.cublasGemmStridedBatchedEx(_blas, transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k,
             &al, pA, Cublas.R_32F, lda, strideB, pB, Cublas.R_32F, ldb, strideA, &be, pC, Cublas.R_32F, ldc, strideC, batch,
             Tf32 ? Cublas.COMPUTE_32F_FAST_TF32 : Cublas.COMPUTE_32F, Cublas.GEMM_DEFAULT);
         if (status != 0) throw new CudaException($"cublasGemmStridedBatchedEx [m={m} n={n} k={k} batch={batch} ta={transA} tb={transB}]", Cublas.StatusName(status));

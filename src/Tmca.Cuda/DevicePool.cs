@@ -8,7 +8,7 @@ namespace Tmca.Cuda;
 /// Reuse is safe because all work runs on one stream (a block is freed only after the work queued before it).
 /// Sizes: multiples of 512 B below 1 MiB, above that 2^k·{1, 1.25, 1.5, 1.75}. Reports in-use and peak bytes.
 /// </summary>
-public sealed unsafe class DevicePool(Driver driver)
+public sealed unsafe class DevicePool
 {
     private readonly Dictionary<long, Stack<ulong>> _free = new();
     public long InUseBytes { get; private set; }
@@ -33,13 +33,13 @@ public sealed unsafe class DevicePool(Driver driver)
             return (stack.Pop(), size);
         }
         ulong ptr;
-        int r = driver.cuMemAlloc_v2(&ptr, (nuint)size);
+        int r = Driver.cuMemAlloc_v2(&ptr, (nuint)size);
         if (r == 2 /* CUDA_ERROR_OUT_OF_MEMORY */)
         {
             EmptyCache();
-            r = driver.cuMemAlloc_v2(&ptr, (nuint)size);
+            r = Driver.cuMemAlloc_v2(&ptr, (nuint)size);
         }
-        driver.Check(r, $"cuMemAlloc_v2({size} bytes; {InUseBytes} in use, {ReservedBytes} reserved)");
+        Driver.Check(r, $"cuMemAlloc_v2({size} bytes; {InUseBytes} in use, {ReservedBytes} reserved)");
         ReservedBytes += size;
         Track(size);
         return (ptr, size);
@@ -64,7 +64,7 @@ public sealed unsafe class DevicePool(Driver driver)
         foreach (var (size, stack) in _free)
             while (stack.Count > 0)
             {
-                driver.Check(driver.cuMemFree_v2(stack.Pop()), "cuMemFree_v2");
+                Driver.Check(Driver.cuMemFree_v2(stack.Pop()), "cuMemFree_v2");
                 ReservedBytes -= size;
             }
     }

@@ -1,42 +1,37 @@
+using System.Runtime.InteropServices;
+
 namespace Tmca.Cuda.Native;
 
 /// <summary>
 /// cuBLAS (libcublas.so.13/.12, which needs libcublasLt loaded first). Row-major products are computed as
 /// column-major ones with the operands swapped: C = A·B (row-major) is Cᵀ = Bᵀ·Aᵀ (column-major).
 /// </summary>
-public sealed unsafe class Cublas
+public sealed unsafe partial class Cublas
 {
+    private const string Lib = "cublas";
     public string LibraryPath { get; }
-    private readonly delegate* unmanaged<nint*, int> cublasCreate_v2;
-    private readonly delegate* unmanaged<nint, int> cublasDestroy_v2;
-    private readonly delegate* unmanaged<nint, nint, int> cublasSetStream_v2;
-    private readonly delegate* unmanaged<nint, int, int> cublasSetMathMode;
-    private readonly delegate* unmanaged<nint, int*, int> cublasGetVersion_v2;
-    public readonly delegate* unmanaged<nint, int, int, int, int, int, void*, void*, int, int, long, void*, int, int, long, void*, void*, int, int, long, int, int, int, int> cublasGemmStridedBatchedEx;
+
+    [LibraryImport(Lib)] private static partial int cublasCreate_v2(nint* handle);
+    [LibraryImport(Lib)] private static partial int cublasDestroy_v2(nint handle);
+    [LibraryImport(Lib)] private static partial int cublasSetStream_v2(nint handle, nint stream);
+    [LibraryImport(Lib)] private static partial int cublasSetMathMode(nint handle, int mode);
+    [LibraryImport(Lib)] private static partial int cublasGetVersion_v2(nint handle, int* version);
+    /// <summary>Strided batched GEMM with explicit data and compute types (CUBLAS_COMPUTE_32F or _32F_FAST_TF32).</summary>
+    [LibraryImport(Lib)] public static partial int cublasGemmStridedBatchedEx(nint handle, int transa, int transb, int m, int n, int k,
+        void* alpha, void* a, int aType, int lda, long strideA, void* b, int bType, int ldb, long strideB,
+        void* beta, void* c, int cType, int ldc, long strideC, int batchCount, int computeType, int algo);
 
     public const int OP_N = 0, OP_T = 1, R_32F = 0, COMPUTE_32F = 68, COMPUTE_32F_PEDANTIC = 69, COMPUTE_32F_FAST_TF32 = 77, GEMM_DEFAULT = -1;
     public const int MATH_DEFAULT = 0, MATH_PEDANTIC = 2, MATH_TF32 = 3;
 
-    private Cublas(nint lib, string path)
-    {
-        LibraryPath = path;
-        nint E(string s) => NativeLibraries.Export(lib, path, s);
-        cublasCreate_v2 = (delegate* unmanaged<nint*, int>)E("cublasCreate_v2");
-        cublasDestroy_v2 = (delegate* unmanaged<nint, int>)E("cublasDestroy_v2");
-        cublasSetStream_v2 = (delegate* unmanaged<nint, nint, int>)E("cublasSetStream_v2");
-        cublasSetMathMode = (delegate* unmanaged<nint, int, int>)E("cublasSetMathMode");
-        cublasGetVersion_v2 = (delegate* unmanaged<nint, int*, int>)E("cublasGetVersion_v2");
-        cublasGemmStridedBatchedEx = (delegate* unmanaged<nint, int, int, int, int, int, void*, void*, int, int, long, void*, int, int, long, void*, void*, int, int, long, int, int, int, int>)E("cublasGemmStridedBatchedEx");
-    }
+    private Cublas(string path) => LibraryPath = path;
 
     public static Cublas? TryLoad(out string reason)
     {
-        var lt = NativeLibraries.TryLoad(NativeLibraries.CublasLt);
-        if (lt.Handle == 0) { reason = $"no cuBLASLt: {lt.Reason}"; return null; }
-        var (h, path, why) = NativeLibraries.TryLoad(NativeLibraries.Cublas);
-        if (h == 0) { reason = $"no cuBLAS: {why}"; return null; }
-        try { reason = ""; return new Cublas(h, path!); }
-        catch (CudaException e) { reason = e.Message; return null; }
+        var (h, path, why) = NativeLibraries.TryLoad(Lib);
+        if (h == 0) { reason = why.StartsWith("no cuBLASLt") ? why : $"no cuBLAS: {why}"; return null; }
+        reason = "";
+        return new Cublas(path!);
     }
 
     public nint Create(nint stream)
@@ -70,23 +65,21 @@ public sealed unsafe class Cublas
 }
 
 /// <summary>cuDNN 9 (libcudnn.so.9): only what `tmca doctor` reports in this part (version); convolutions come later.</summary>
-public sealed unsafe class Cudnn
+public sealed unsafe partial class Cudnn
 {
+    private const string Lib = "cudnn";
     public string LibraryPath { get; }
-    private readonly delegate* unmanaged<nuint> cudnnGetVersion;
 
-    private Cudnn(nint lib, string path)
-    {
-        LibraryPath = path;
-        cudnnGetVersion = (delegate* unmanaged<nuint>)NativeLibraries.Export(lib, path, "cudnnGetVersion");
-    }
+    [LibraryImport(Lib)] private static partial nuint cudnnGetVersion();
+
+    private Cudnn(string path) => LibraryPath = path;
 
     public static Cudnn? TryLoad(out string reason)
     {
-        var (h, path, why) = NativeLibraries.TryLoad(NativeLibraries.Cudnn);
+        var (h, path, why) = NativeLibraries.TryLoad(Lib);
         if (h == 0) { reason = $"no cuDNN: {why}"; return null; }
-        try { reason = ""; return new Cudnn(h, path!); }
-        catch (CudaException e) { reason = e.Message; return null; }
+        reason = "";
+        return new Cudnn(path!);
     }
 
     /// <summary>cuDNN 9 encodes its version as major·10000 + minor·100 + patch (v8 used ·1000).</summary>

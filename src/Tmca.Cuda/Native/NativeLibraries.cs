@@ -1,11 +1,16 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace Tmca.Cuda.Native;
 
 /// <summary>
-/// Finds CUDA's shared libraries by their versioned names (runtime-only installs have no unversioned symlink):
-/// libcuda.so.1 (the driver), libnvrtc.so.13/.12/.11.2, libcublasLt + libcublas .13/.12, libcudnn.so.9.
-/// TMCA_CUDA_LIB_DIR adds a folder to search first. A machine without CUDA loads nothing and says so.
+/// Where CUDA's shared libraries come from. The bindings are [LibraryImport] declarations against logical names
+/// ("cuda", "nvrtc", "cublas", "cudnn"); this resolver maps each to the first of its versioned file names that
+/// loads — runtime-only installs have no unversioned symlink, and a toolkit's stub libcuda.so must never be used:
+/// libcuda.so.1 (the driver); libnvrtc.so.13/.12/.11.2; libcublas.so.13/.12 after libcublasLt; libcudnn.so.9.
+/// $TMCA_CUDA_LIB_DIR is searched first. A machine without CUDA loads nothing: callers check <see cref="TryLoad"/>
+/// before the first call and fall back to the CPU backend with the reason.
 /// </summary>
 public static class NativeLibraries
 {
@@ -15,28 +20,60 @@ public static class NativeLibraries
     public static readonly string[] Cublas = ["libcublas.so.13", "libcublas.so.12"];
     public static readonly string[] Cudnn = ["libcudnn.so.9"];
 
-    /// <summary>The first candidate that loads (from $TMCA_CUDA_LIB_DIR, then the loader path), or null with the reason.</summary>
-    public static (nint Handle, string? Name, string Reason) TryLoad(string[] candidates)
+    private static readonly Dictionary<string, (nint Handle, string? Path, string Reason)> Loaded = new();
+
+    [ModuleInitializer]
+    internal static void Register() => NativeLibrary.SetDllImportResolver(typeof(NativeLibraries).Assembly, Resolve);
+
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path) => name switch
+    {
+        "cuda" => TryLoad("cuda").Handle,
+        "nvrtc" => TryLoad("nvrtc").Handle,
+        "cublas" => TryLoad("cublas").Handle,
+        "cudnn" => TryLoad("cudnn").Handle,
+        _ => 0,
+    };
+
+    /// <summary>Loads a library by its logical name (once), or says why it cannot.</summary>
+    public static (nint Handle, string? Path, string Reason) TryLoad(string logical)
+    {
+        lock (Loaded)
+        {
+            if (Loaded.TryGetValue(logical, out var r)) return r;
+            if (logical == "cublas")
+            {
+                // cuBLAS needs cuBLASLt; load it first so the dynamic loader finds it.
+                var lt = TryLoadFiles(CublasLt);
+                if (lt.Handle == 0) return Loaded[logical] = (0, null, $"no cuBLASLt: {lt.Reason}");
+            }
+            var files = logical switch
+            {
+                "cuda" => Driver, "nvrtc" => Nvrtc, "cublas" => Cublas, "cudnn" => Cudnn,
+                _ => throw new ArgumentException($"unknown CUDA library '{logical}'"),
+            };
+            return Loaded[logical] = TryLoadFiles(files);
+        }
+    }
+
+    private static (nint Handle, string? Path, string Reason) TryLoadFiles(string[] candidates)
     {
         var tried = new List<string>();
         var dirs = new List<string?>();
         if (Environment.GetEnvironmentVariable("TMCA_CUDA_LIB_DIR") is { Length: > 0 } d) dirs.Add(d);
         dirs.Add(null);
         foreach (var dir in dirs)
-            foreach (var name in candidates)
+            foreach (var file in candidates)
             {
-                var path = dir is null ? name : Path.Combine(dir, name);
+                var path = dir is null ? file : Path.Combine(dir, file);
                 if (NativeLibrary.TryLoad(path, out var h)) return (h, path, "");
                 tried.Add(path);
             }
         return (0, null, $"none of {string.Join(", ", tried)} could be loaded");
     }
 
-    /// <summary>A required export as a raw function pointer.</summary>
-    public static nint Export(nint lib, string library, string symbol) =>
-        NativeLibrary.TryGetExport(lib, symbol, out var p) ? p : throw new CudaException(symbol, $"{library} has no symbol {symbol}");
-
-    public static nint ExportOrZero(nint lib, string symbol) => NativeLibrary.TryGetExport(lib, symbol, out var p) ? p : 0;
+    /// <summary>Whether an optional symbol exists (NVRTC's CUBIN functions arrived in 11.2).</summary>
+    public static bool HasExport(string logical, string symbol) =>
+        TryLoad(logical).Handle is var h and not 0 && NativeLibrary.TryGetExport(h, symbol, out _);
 }
 
 /// <summary>A failed CUDA, NVRTC, cuBLAS or cuDNN call: names the call, the error name and its description.</summary>

@@ -7,41 +7,33 @@ namespace Tmca.Cuda.Native;
 /// NVRTC, the runtime CUDA C++ compiler (libnvrtc.so.13 / .12 / .11.2). Needs no GPU: CI compiles every kernel
 /// with it. Kernels are compiled to a CUBIN for the exact sm_XX when NVRTC supports it (no driver JIT), else to PTX.
 /// </summary>
-public sealed unsafe class Nvrtc
+public sealed unsafe partial class Nvrtc
 {
+    private const string Lib = "nvrtc";
     public string LibraryPath { get; }
     public (int Major, int Minor) Version { get; }
-    private readonly delegate* unmanaged<int*, int*, int> nvrtcVersion;
-    private readonly delegate* unmanaged<int*, int> nvrtcGetNumSupportedArchs;
-    private readonly delegate* unmanaged<int*, int> nvrtcGetSupportedArchs;
-    private readonly delegate* unmanaged<nint*, byte*, byte*, int, byte**, byte**, int> nvrtcCreateProgram;
-    private readonly delegate* unmanaged<nint, int, byte**, int> nvrtcCompileProgram;
-    private readonly delegate* unmanaged<nint, nuint*, int> nvrtcGetProgramLogSize;
-    private readonly delegate* unmanaged<nint, byte*, int> nvrtcGetProgramLog;
-    private readonly delegate* unmanaged<nint, nuint*, int> nvrtcGetPTXSize;
-    private readonly delegate* unmanaged<nint, byte*, int> nvrtcGetPTX;
-    private readonly delegate* unmanaged<nint, nuint*, int> nvrtcGetCUBINSize;
-    private readonly delegate* unmanaged<nint, byte*, int> nvrtcGetCUBIN;
-    private readonly delegate* unmanaged<nint*, int> nvrtcDestroyProgram;
-    private readonly delegate* unmanaged<int, byte*> nvrtcGetErrorString;
+    private readonly bool _hasArchList, _hasCubin;
 
-    private Nvrtc(nint lib, string path)
+    [LibraryImport(Lib)] private static partial int nvrtcVersion(int* major, int* minor);
+    [LibraryImport(Lib)] private static partial int nvrtcGetNumSupportedArchs(int* count);
+    [LibraryImport(Lib)] private static partial int nvrtcGetSupportedArchs(int* archs);
+    [LibraryImport(Lib)] private static partial int nvrtcCreateProgram(nint* prog, byte* src, byte* name, int numHeaders, byte** headers, byte** includeNames);
+    [LibraryImport(Lib)] private static partial int nvrtcCompileProgram(nint prog, int numOptions, byte** options);
+    [LibraryImport(Lib)] private static partial int nvrtcGetProgramLogSize(nint prog, nuint* size);
+    [LibraryImport(Lib)] private static partial int nvrtcGetProgramLog(nint prog, byte* log);
+    [LibraryImport(Lib)] private static partial int nvrtcGetPTXSize(nint prog, nuint* size);
+    [LibraryImport(Lib)] private static partial int nvrtcGetPTX(nint prog, byte* ptx);
+    [LibraryImport(Lib)] private static partial int nvrtcGetCUBINSize(nint prog, nuint* size);
+    [LibraryImport(Lib)] private static partial int nvrtcGetCUBIN(nint prog, byte* cubin);
+    [LibraryImport(Lib)] private static partial int nvrtcDestroyProgram(nint* prog);
+    [LibraryImport(Lib)] private static partial byte* nvrtcGetErrorString(int result);
+
+    private Nvrtc(string path)
     {
         LibraryPath = path;
-        nint E(string s) => NativeLibraries.Export(lib, path, s);
-        nvrtcVersion = (delegate* unmanaged<int*, int*, int>)E("nvrtcVersion");
-        nvrtcGetNumSupportedArchs = (delegate* unmanaged<int*, int>)NativeLibraries.ExportOrZero(lib, "nvrtcGetNumSupportedArchs");
-        nvrtcGetSupportedArchs = (delegate* unmanaged<int*, int>)NativeLibraries.ExportOrZero(lib, "nvrtcGetSupportedArchs");
-        nvrtcCreateProgram = (delegate* unmanaged<nint*, byte*, byte*, int, byte**, byte**, int>)E("nvrtcCreateProgram");
-        nvrtcCompileProgram = (delegate* unmanaged<nint, int, byte**, int>)E("nvrtcCompileProgram");
-        nvrtcGetProgramLogSize = (delegate* unmanaged<nint, nuint*, int>)E("nvrtcGetProgramLogSize");
-        nvrtcGetProgramLog = (delegate* unmanaged<nint, byte*, int>)E("nvrtcGetProgramLog");
-        nvrtcGetPTXSize = (delegate* unmanaged<nint, nuint*, int>)E("nvrtcGetPTXSize");
-        nvrtcGetPTX = (delegate* unmanaged<nint, byte*, int>)E("nvrtcGetPTX");
-        nvrtcGetCUBINSize = (delegate* unmanaged<nint, nuint*, int>)NativeLibraries.ExportOrZero(lib, "nvrtcGetCUBINSize");
-        nvrtcGetCUBIN = (delegate* unmanaged<nint, byte*, int>)NativeLibraries.ExportOrZero(lib, "nvrtcGetCUBIN");
-        nvrtcDestroyProgram = (delegate* unmanaged<nint*, int>)E("nvrtcDestroyProgram");
-        nvrtcGetErrorString = (delegate* unmanaged<int, byte*>)E("nvrtcGetErrorString");
+        // Architecture lists and CUBIN output arrived in CUDA 11.2: probe before calling.
+        _hasArchList = NativeLibraries.HasExport(Lib, "nvrtcGetSupportedArchs");
+        _hasCubin = NativeLibraries.HasExport(Lib, "nvrtcGetCUBIN");
         int major, minor;
         Check(nvrtcVersion(&major, &minor), "nvrtcVersion");
         Version = (major, minor);
@@ -53,10 +45,10 @@ public sealed unsafe class Nvrtc
     public static Nvrtc? TryLoad(out string reason)
     {
         if (_instance is not null || _reason.Length > 0) { reason = _reason; return _instance; }
-        var (h, path, why) = NativeLibraries.TryLoad(NativeLibraries.Nvrtc);
+        var (h, path, why) = NativeLibraries.TryLoad(Lib);
         if (h == 0) { reason = _reason = $"no NVRTC: {why}"; return null; }
-        try { _instance = new Nvrtc(h, path!); }
-        catch (CudaException e) { reason = _reason = e.Message; return null; }
+        try { _instance = new Nvrtc(path!); }
+        catch (Exception e) when (e is CudaException or EntryPointNotFoundException) { reason = _reason = e.Message; return null; }
         reason = "";
         return _instance;
     }
@@ -64,7 +56,7 @@ public sealed unsafe class Nvrtc
     /// <summary>The compute capabilities this NVRTC can target (e.g. 80, 86, 90), or empty before CUDA 11.2.</summary>
     public int[] SupportedArchs()
     {
-        if (nvrtcGetNumSupportedArchs == null) return [];
+        if (!_hasArchList) return [];
         int n;
         Check(nvrtcGetNumSupportedArchs(&n), "nvrtcGetNumSupportedArchs");
         var a = new int[n];
@@ -102,7 +94,7 @@ public sealed unsafe class Nvrtc
                 if (rc != 0) throw new CudaException("nvrtcCompileProgram", $"{name}: {ErrorText(rc)}\n{log}");
                 byte[] image;
                 nuint size;
-                if (cubin && nvrtcGetCUBIN != null)
+                if (cubin && _hasCubin)
                 {
                     Check(nvrtcGetCUBINSize(prog, &size), "nvrtcGetCUBINSize");
                     image = new byte[(int)size];
@@ -119,7 +111,7 @@ public sealed unsafe class Nvrtc
         finally { foreach (var h in pins) h.Free(); }
     }
 
-    private string Log(nint prog)
+    private static string Log(nint prog)
     {
         nuint size;
         if (nvrtcGetProgramLogSize(prog, &size) != 0 || size <= 1) return "";
@@ -128,13 +120,13 @@ public sealed unsafe class Nvrtc
         return Encoding.UTF8.GetString(b, 0, (int)size - 1).Trim();
     }
 
-    public string ErrorText(int code)
+    public static string ErrorText(int code)
     {
         var s = nvrtcGetErrorString(code);
         return $"{(s == null ? "NVRTC error" : Marshal.PtrToStringUTF8((nint)s))} ({code})";
     }
 
-    public void Check(int code, string call)
+    public static void Check(int code, string call)
     {
         if (code != 0) throw new CudaException(call, ErrorText(code));
     }
