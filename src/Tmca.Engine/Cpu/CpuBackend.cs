@@ -66,10 +66,10 @@ public sealed partial class CpuBackend : IBackend
         var s = src.ToDoubles();
         switch (dst.DType)
         {
-            case DType.F32: for (int i = 0; i < s.Length; i++) dst.Span<float>()[i] = (float)s[i]; break;
+            case DType.F32: { var d = dst.Span<float>(); for (int i = 0; i < s.Length; i++) d[i] = (float)s[i]; break; }
             case DType.F64: s.CopyTo(dst.Span<double>()); break;
-            case DType.I64: for (int i = 0; i < s.Length; i++) dst.Span<long>()[i] = (long)s[i]; break;
-            case DType.U8: for (int i = 0; i < s.Length; i++) dst.Span<byte>()[i] = (byte)s[i]; break;
+            case DType.I64: { var d = dst.Span<long>(); for (int i = 0; i < s.Length; i++) d[i] = (long)s[i]; break; }
+            case DType.U8: { var d = dst.Span<byte>(); for (int i = 0; i < s.Length; i++) d[i] = (byte)s[i]; break; }
         }
     }
 

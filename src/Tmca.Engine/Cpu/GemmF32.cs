@@ -89,7 +89,7 @@ internal static unsafe class GemmF32
                     Parallel.For(0, mBlocks, ib =>
                     {
                         int ic = ib * mc, mcc = Math.Min(mc, m - ic);
-                        float* ap = PackABuffer(mc * KC);
+                        float* ap = PackABuffer();
                         PackA(ta, a, m, k, ic, mcc, pc, kc, ap);
                         Block(ap, (float*)bpAddr, c, n, ic, mcc, jc, nc, kc, alpha, blockBeta, 0, nPanels);
                     });
@@ -99,7 +99,7 @@ internal static unsafe class GemmF32
                     for (int ic = 0; ic < m; ic += mc)
                     {
                         int mcc = Math.Min(mc, m - ic);
-                        float* ap = PackABuffer(mc * KC);
+                        float* ap = PackABuffer();
                         PackA(ta, a, m, k, ic, mcc, pc, kc, ap);
                         if (parallel && nPanels >= 4)
                         {
@@ -131,7 +131,7 @@ internal static unsafe class GemmF32
         {
             int kc = Math.Min(KC, k - pc);
             float blockBeta = pc == 0 ? beta : 1f;
-            float* ap = PackABuffer(mr * MCPanels * KC);
+            float* ap = PackABuffer();
             PackA(ta, a, m, k, 0, m, pc, kc, ap);
             float* bp = tail > 0 ? PackBBuffer(nr * kc) : null;
             if (tail > 0) PackB(false, b, k, n, pc, kc, fullPanels * nr, tail, bp);
@@ -232,7 +232,8 @@ internal static unsafe class GemmF32
         }
     }
 
-    private static float* PackABuffer(int floats)
+    /// <summary>This thread's A-block buffer, sized once for the largest block (MR·MCPanels rows × KC).</summary>
+    private static float* PackABuffer()
     {
         if (_packA == null) _packA = (float*)NativeMemory.AlignedAlloc((nuint)(8 * MCPanels * KC * sizeof(float)), 64);
         return _packA;

@@ -41,10 +41,10 @@ public static partial class Ops
     public static Tensor BatchNorm2d(Tensor x, Tensor w, Tensor b, Tensor runMean, Tensor runVar, bool training, double eps, double momentum)
     {
         var be = x.Backend;
-        var y = NewLike(x);
         int C = x.Shape[1];
         if (training)
         {
+            var y = NewLike(x);
             var mean = New(x, C);
             var inv = New(x, C);
             using (Profiler.Time("batch_norm", be)) be.BatchNormTrain(x, w, b, y, mean, inv, runMean, runVar, eps, momentum);
@@ -58,6 +58,7 @@ public static partial class Ops
         }
         if (!Tape.Wants(x, w, b))
         {
+            var y = NewLike(x);
             be.BatchNormEval(x, w, b, y, runMean, runVar, eps);
             return y;
         }
