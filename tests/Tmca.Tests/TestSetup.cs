@@ -10,3 +10,8 @@ internal static class TestSetup
     [ModuleInitializer]
     internal static void Init() => CpuBackend.PoisonUninitialized = true;
 }
+
+/// <summary>Tests that drive the CLI share the process-wide console: they never run in parallel with each other
+/// or with anything else.</summary>
+[Xunit.CollectionDefinition("cli", DisableParallelization = true)]
+public sealed class CliCollection;

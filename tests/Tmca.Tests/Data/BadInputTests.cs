@@ -7,6 +7,7 @@ using Xunit;
 namespace Tmca.Tests.Data;
 
 /// <summary>Every bad input of the main-job issue: a clear error naming the file, a non-zero exit, nothing written.</summary>
+[Collection("cli")]
 public class BadInputTests
 {
     private static readonly WordPieceTokenizer Tok = WordPieceTokenizer.CxrBert();

@@ -11,6 +11,7 @@ using Xunit;
 namespace Tmca.Tests.Training;
 
 /// <summary>Training-loop behaviour on a tiny synthetic dataset with a tiny model (seconds, not minutes).</summary>
+[Collection("cli")]
 public class TrainingTests
 {
     private static readonly TmcaConfig Tiny = new()
