@@ -15,6 +15,8 @@ internal static class DoctorCommand
             Console.WriteLine($"tmca on .NET {Environment.Version}, {Environment.ProcessorCount} CPU cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
             var nv = Nvrtc.TryLoad(out var nvWhy);
             Console.WriteLine(nv is null ? $"NVRTC: not found ({nvWhy})" : $"NVRTC: {nv.Version.Major}.{nv.Version.Minor} ({nv.LibraryPath}); targets {string.Join(", ", nv.SupportedArchs().Select(a => "sm_" + a))}");
+            var blas = Cublas.TryLoad(out var blasWhy);
+            Console.WriteLine(blas is null ? $"cuBLAS: not found ({blasWhy})" : $"cuBLAS: {blas.LibraryPath} (its version needs a GPU context: see the GPU line)");
             var cudnn = Cudnn.TryLoad(out var dnnWhy);
             Console.WriteLine(cudnn is null ? $"cuDNN: not found ({dnnWhy})" : $"cuDNN: {cudnn.Version} ({cudnn.LibraryPath})");
             var be = CudaBackend.TryCreate(out var why);
