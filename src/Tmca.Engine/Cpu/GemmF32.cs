@@ -183,20 +183,28 @@ internal static unsafe class GemmF32
         {
             int w = Math.Min(nr, nc - j0);
             float* panel = dst + (long)(j0 / nr) * nr * kc;
-            for (int p = 0; p < kc; p++)
+            if (!tb)
             {
-                float* row = panel + (long)p * nr;
-                if (!tb)
+                for (int p = 0; p < kc; p++)
                 {
+                    float* row = panel + (long)p * nr;
                     float* src = b + (long)(pc + p) * n + jc + j0;
                     for (int j = 0; j < w; j++) row[j] = src[j];
+                    for (int j = w; j < nr; j++) row[j] = 0f;
                 }
-                else
+            }
+            else
+            {
+                // B stored transposed (n×k): read each of the panel's source rows contiguously and scatter it
+                // down one column of the panel (the panel is small enough to stay in L1 while it fills).
+                for (int j = 0; j < w; j++)
                 {
-                    float* src = b + (long)(jc + j0) * k + pc + p;
-                    for (int j = 0; j < w; j++) row[j] = src[(long)j * k];
+                    float* src = b + (long)(jc + j0 + j) * k + pc;
+                    for (int p = 0; p < kc; p++) panel[(long)p * nr + j] = src[p];
                 }
-                for (int j = w; j < nr; j++) row[j] = 0f;
+                if (w < nr)
+                    for (int p = 0; p < kc; p++)
+                        for (int j = w; j < nr; j++) panel[(long)p * nr + j] = 0f;
             }
         }
     }
