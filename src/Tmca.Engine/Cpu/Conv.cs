@@ -126,12 +126,13 @@ public sealed partial class CpuBackend
     /// <summary>
     /// For stride 1 the data gradient is itself a convolution: gx += conv(gy, w′) with w′[c, o, i, j] =
     /// w[o, c, k−1−i, k−1−j] and padding k−1−pad. That reads an im2col of gy (O·k² rows) instead of writing a
-    /// C·k²-row column gradient and scattering it back: less memory traffic and no scatter. Returns false (and
-    /// does nothing) where it does not apply: strides, groups, 1×1, non-square kernels, padding beyond k−1.
+    /// C·k²-row column gradient and scattering it back: less memory traffic and no scatter — as long as O ≤ C
+    /// (a conv that widens, like the segmentation head's, would read a larger im2col instead). Returns false (and
+    /// does nothing) where it does not pay or apply: O &gt; C, strides, groups, 1×1, non-square kernels, padding beyond k−1.
     /// </summary>
     private static bool DataGradientAsConvolution<T>(ConvGeom g, T[] w, T[] gy, T[] gx) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (g.Stride != 1 || g.Groups != 1 || g.Pointwise || g.Kh != g.Kw || g.Pad > g.Kh - 1) return false;
+        if (g.O > g.C || g.Stride != 1 || g.Groups != 1 || g.Pointwise || g.Kh != g.Kw || g.Pad > g.Kh - 1) return false;
         int k = g.Kh;
         var flipped = new T[w.Length];
         for (int o = 0; o < g.O; o++)

@@ -15,6 +15,8 @@ public class GradCheckTests
         { 2, 5, 7, 5, 2, 3, 2, 1, false },     // strided, padded, no bias
         { 3, 6, 5, 5, 7, 1, 1, 0, true },      // 1×1
         { 1, 1, 5, 6, 2, 7, 1, 3, true },      // kernel larger than the image
+        { 2, 6, 7, 9, 4, 3, 1, 1, false },     // narrowing, stride 1: data gradient as a flipped convolution
+        { 1, 5, 6, 6, 5, 3, 1, 2, true },      // the same with padding k − 1
     };
 
     [Theory, MemberData(nameof(ConvCases))]
