@@ -14,13 +14,7 @@ public sealed class KernelCompiler(Nvrtc nvrtc, string? cacheDir = null)
     public Nvrtc Nvrtc { get; } = nvrtc;
     public string CacheDir { get; } = cacheDir ?? DefaultCacheDir();
 
-    public static string DefaultCacheDir()
-    {
-        string root = Environment.GetEnvironmentVariable("TMCA_CACHE") is { Length: > 0 } c ? c
-            : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
-                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "tmca");
-        return Path.Combine(root, "kernels");
-    }
+    public static string DefaultCacheDir() => Path.Combine(Tmca.Engine.CacheDirectory.Root, "kernels");
 
     /// <summary>The NVRTC options for an architecture: a CUBIN for sm_XX when NVRTC can target it, else PTX for compute_XX.</summary>
     public (List<string> Options, bool Cubin) OptionsFor(int arch)

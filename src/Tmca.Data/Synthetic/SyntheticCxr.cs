@@ -22,13 +22,8 @@ public static class SyntheticCxr
     private static readonly string[] Counts = ["zero", "one", "two", "three", "four", "five", "six"];
 
     /// <summary>~/.cache/tmca/synthetic-v1-… (or $TMCA_CACHE/…), one folder per option set.</summary>
-    public static string DefaultDir(SyntheticOptions o)
-    {
-        string cache = Environment.GetEnvironmentVariable("TMCA_CACHE") is { Length: > 0 } c ? c
-            : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
-                : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "tmca");
-        return Path.Combine(cache, $"synthetic-v{Version}-{o.Size}px-{o.Train}-{o.Val}-{o.Test}-seed{o.Seed}");
-    }
+    public static string DefaultDir(SyntheticOptions o) =>
+        Path.Combine(Tmca.Engine.CacheDirectory.Root, $"synthetic-v{Version}-{o.Size}px-{o.Train}-{o.Val}-{o.Test}-seed{o.Seed}");
 
     /// <summary>The cached dataset folder, generated first if it is not there yet.</summary>
     public static string EnsureCached(SyntheticOptions o, Action<string>? log = null)
