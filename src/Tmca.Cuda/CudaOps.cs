@@ -36,17 +36,6 @@ public sealed unsafe partial class CudaBackend
             if (t is not null && t.DType != DType.F32) throw new NotSupportedException($"{op} of {t.DType} tensors on CUDA (float32 only)");
     }
 
-    /// <summary>Strides of a shape read as if broadcast to target (0 on broadcast axes), right-aligned.</summary>
-    private static long[] BroadcastStrides(int[] shape, int[] target)
-    {
-        var own = Shape.Strides(shape);
-        var s = new long[target.Length];
-        int off = target.Length - shape.Length;
-        for (int i = 0; i < target.Length; i++)
-            s[i] = i < off ? 0 : shape[i - off] == 1 && target[i] != 1 ? 0 : own[i - off];
-        return s;
-    }
-
     // ---- elementwise --------------------------------------------------------------------------------
 
     public void Unary(UnaryOp op, double alpha, Tensor x, Tensor y)
@@ -75,7 +64,7 @@ public sealed unsafe partial class CudaBackend
             Launch("elementwise.cu", "binary_same_f32", Grid(n), 256, 0, args, $"{op} n={n}");
             return;
         }
-        var s = Shape8.Of(y.Shape, BroadcastStrides(a.Shape, y.Shape), BroadcastStrides(b.Shape, y.Shape));
+        var s = Shape8.Of(y.Shape, Shape.BroadcastStrides(a.Shape, y.Shape), Shape.BroadcastStrides(b.Shape, y.Shape));
         void** bargs = stackalloc void*[] { &o, &pa, &pb, &py, &n, &acc, &s };
         Launch("elementwise.cu", "binary_broadcast_f32", Grid(n), 256, 0, bargs, $"{op} {Shape.Format(a.Shape)} op {Shape.Format(b.Shape)} → {Shape.Format(y.Shape)}");
     }
@@ -114,7 +103,7 @@ public sealed unsafe partial class CudaBackend
     public void BroadcastTo(Tensor x, Tensor y, bool accumulate)
     {
         F32("broadcast", x, y);
-        var s = Shape8.Of(y.Shape, BroadcastStrides(x.Shape, y.Shape));
+        var s = Shape8.Of(y.Shape, Shape.BroadcastStrides(x.Shape, y.Shape));
         ulong px = P(x), py = P(y); long n = y.Numel; int acc = accumulate ? 1 : 0;
         void** args = stackalloc void*[] { &px, &py, &n, &acc, &s };
         Launch("reduce.cu", "broadcast_to_f32", Grid(n), 256, 0, args, $"{Shape.Format(x.Shape)} → {Shape.Format(y.Shape)}");

@@ -39,6 +39,23 @@ public static class Shape
         return o;
     }
 
+    /// <summary>Strides of <paramref name="shape"/> read as if broadcast to <paramref name="target"/>
+    /// (right-aligned; 0 on broadcast axes); throws when it does not broadcast.</summary>
+    public static long[] BroadcastStrides(int[] shape, int[] target)
+    {
+        var own = Strides(shape);
+        var s = new long[target.Length];
+        int off = target.Length - shape.Length;
+        for (int i = 0; i < target.Length; i++)
+        {
+            if (i < off) { s[i] = 0; continue; }
+            int d = shape[i - off];
+            if (d != target[i] && d != 1) throw new ArgumentException($"{Format(shape)} does not broadcast to {Format(target)}");
+            s[i] = d == 1 && target[i] != 1 ? 0 : own[i - off];
+        }
+        return s;
+    }
+
     /// <summary>Resolves one -1 entry of a reshape target against a known element count.</summary>
     public static int[] Resolve(ReadOnlySpan<int> target, long numel)
     {

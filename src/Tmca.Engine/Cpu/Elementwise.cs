@@ -136,8 +136,8 @@ public sealed partial class CpuBackend
             return;
         }
         // General case: walk y row by row (all axes but the last), with 0-strides on broadcast axes.
-        var sa = BroadcastStrides(aShape, yShape);
-        var sb = BroadcastStrides(bShape, yShape);
+        var sa = Shape.BroadcastStrides(aShape, yShape);
+        var sb = Shape.BroadcastStrides(bShape, yShape);
         int r = yShape.Length, inner = yShape[r - 1];
         long rows = n / inner, ia = sa[r - 1], ib = sb[r - 1];
         Par.Ranges(rows, inner, (s, e) =>
@@ -164,22 +164,6 @@ public sealed partial class CpuBackend
         BinaryOp.Div => x / z,
         _ => throw new NotSupportedException(op.ToString()),
     };
-
-    /// <summary>Strides of <paramref name="shape"/> read as if broadcast to <paramref name="target"/> (0 on broadcast axes).</summary>
-    internal static long[] BroadcastStrides(int[] shape, int[] target)
-    {
-        var own = Shape.Strides(shape);
-        var s = new long[target.Length];
-        int off = target.Length - shape.Length;
-        for (int i = 0; i < target.Length; i++)
-        {
-            if (i < off) { s[i] = 0; continue; }
-            int d = shape[i - off];
-            if (d != target[i] && d != 1) throw new ArgumentException($"{Shape.Format(shape)} does not broadcast to {Shape.Format(target)}");
-            s[i] = d == 1 && target[i] != 1 ? 0 : own[i - off];
-        }
-        return s;
-    }
 
     public void Axpy(double alpha, Tensor x, Tensor y)
     {

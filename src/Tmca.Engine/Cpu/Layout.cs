@@ -109,7 +109,7 @@ public sealed partial class CpuBackend
     }
 
     internal static void BroadcastRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T> =>
-        StridedGather(x, yShape, BroadcastStrides(xShape, yShape), y, acc);
+        StridedGather(x, yShape, Shape.BroadcastStrides(xShape, yShape), y, acc);
 
     public void SumTo(Tensor x, Tensor y, bool accumulate)
     {
@@ -122,7 +122,7 @@ public sealed partial class CpuBackend
     internal static void SumToRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T>
     {
         long n = Shape.Numel(xShape), ny = Shape.Numel(yShape);
-        var sy = BroadcastStrides(yShape, xShape);
+        var sy = Shape.BroadcastStrides(yShape, xShape);
         int r = xShape.Length;
         var total = new double[ny];
         if (n > 0 && r > 0)
