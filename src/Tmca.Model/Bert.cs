@@ -91,11 +91,19 @@ public sealed record AttentionParams(Parameter Wq, Parameter Bq, Parameter Wk, P
 /// <summary>Small host-computed constants (masks, positional tables) uploaded to the model's backend and float type.</summary>
 internal static class HostTensor
 {
-    public static Tensor From(double[] values, int[] shape, Tensor like)
+    public static Tensor From(double[] values, int[] shape, Tensor like, bool persistent = false)
     {
-        var t = Tensor.Zeros(shape, like.DType, like.Backend);
-        if (like.DType == DType.F32) t.Backend.Upload(Array.ConvertAll(values, v => (float)v), t);
-        else t.Backend.Upload(values, t);
+        Tensor t;
+        using (persistent ? TensorScope.Suspend() : default)
+            t = Tensor.Zeros(shape, like.DType, like.Backend, persistent);
+        Upload(values, t);
         return t;
+    }
+
+    /// <summary>Writes float64 values into a float tensor of either precision.</summary>
+    public static void Upload(double[] values, Tensor t)
+    {
+        if (t.DType == DType.F32) t.Backend.Upload(Array.ConvertAll(values, v => (float)v), t);
+        else t.Backend.Upload(values, t);
     }
 }

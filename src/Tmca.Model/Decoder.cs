@@ -154,13 +154,6 @@ public sealed class Decoder
                 if (i + 1 < c) v[p * c + i + 1] = Math.Cos(arg);
             }
         }
-        using (TensorScope.Suspend())
-        {
-            var table = Tensor.Zeros([n, c], like.DType, like.Backend, persistent: true);
-            if (like.DType == DType.F32) table.Backend.Upload(Array.ConvertAll(v, x => (float)x), table);
-            else table.Backend.Upload(v, table);
-            _pe[key] = table;
-            return table;
-        }
+        return _pe[key] = HostTensor.From(v, [n, c], like, persistent: true);
     }
 }

@@ -66,8 +66,7 @@ public sealed class ParameterSet
             double u1 = 1.0 - _rng.NextDouble(), u2 = _rng.NextDouble();
             v[i] = init.Value * Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
         }
-        if (t.DType == DType.F32) t.Backend.Upload(Array.ConvertAll(v, x => (float)x), t);
-        else t.Backend.Upload(v, t);
+        HostTensor.Upload(v, t);
     }
 
     /// <summary>Moves every tensor (and drops gradients) to another backend.</summary>
