@@ -27,22 +27,34 @@ public static class Evaluator
 {
     public static Evaluation Run(TmcaModel model, PreparedSplit split, int batchSize, bool shuffleText = false, int seed = 0)
     {
-        var be = model.Backend;
+        int[]? reportFrom = shuffleText ? Derangement(split.Count, seed) : null;
+        var results = new List<(PreparedSample, Confusion)>(split.Count);
+        foreach (var (sample, logits) in Logits(model, split, batchSize, reportFrom))
+            results.Add((sample, Confusion.Of(logits, sample.Mask)));
+        return new Evaluation(split.Name, MetricSummary.Of(results.Select(r => r.Item2).ToList()), results, shuffleText);
+    }
+
+    /// <summary>
+    /// Evaluation-mode logits (S×S) for every sample of a split, in order, computed a batch at a time;
+    /// <paramref name="reportFrom"/> optionally gives sample i the report of sample reportFrom[i].
+    /// </summary>
+    public static IEnumerable<(PreparedSample Sample, float[] Logits)> Logits(TmcaModel model, PreparedSplit split, int batchSize, int[]? reportFrom = null)
+    {
         var samples = split.Samples;
-        int[]? reportFrom = shuffleText ? Derangement(samples.Count, seed) : null;
-        var results = new List<(PreparedSample, Confusion)>(samples.Count);
+        int S = split.Size;
         for (int start = 0; start < samples.Count; start += batchSize)
         {
             var idx = Enumerable.Range(start, Math.Min(batchSize, samples.Count - start)).ToArray();
-            using var scope = new TensorScope();
-            using var _ = Tape.NoGrad();
-            var batch = Batches.Make(samples, idx, model.Config.InChannels, be, reportFrom: reportFrom is null ? null : idx.Select(i => reportFrom[i]).ToArray());
-            var logits = model.Forward(batch, training: false).Logits.ToArray<float>();
-            int S = split.Size;
+            float[] logits;
+            using (var scope = new TensorScope())
+            using (Tape.NoGrad())
+            {
+                var batch = Batches.Make(samples, idx, model.Config.InChannels, model.Backend, reportFrom: reportFrom is null ? null : idx.Select(i => reportFrom[i]).ToArray());
+                logits = model.Forward(batch, training: false).Logits.ToArray<float>();
+            }
             for (int b = 0; b < idx.Length; b++)
-                results.Add((samples[idx[b]], Confusion.Of(logits.AsSpan(b * S * S, S * S), samples[idx[b]].Mask)));
+                yield return (samples[idx[b]], logits.AsSpan(b * S * S, S * S).ToArray());
         }
-        return new Evaluation(split.Name, MetricSummary.Of(results.Select(r => r.Item2).ToList()), results, shuffleText);
     }
 
     /// <summary>A permutation with no fixed point (each image gets another image's report), seeded.</summary>

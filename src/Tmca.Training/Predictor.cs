@@ -18,20 +18,11 @@ public static class Predictor
     /// <summary>Predicts every image of a prepared split into outDir/masks and outDir/overlays.</summary>
     public static int PredictSplit(TmcaModel model, PreparedSplit split, string outDir, int batchSize, Action<string>? warn = null)
     {
-        int S = split.Size, done = 0;
-        for (int start = 0; start < split.Count; start += batchSize)
+        int done = 0;
+        foreach (var (s, logits) in Evaluator.Logits(model, split, batchSize))
         {
-            var idx = Enumerable.Range(start, Math.Min(batchSize, split.Count - start)).ToArray();
-            float[] logits;
-            using (var scope = new TensorScope())
-            using (Tape.NoGrad())
-                logits = model.Forward(Batches.Make(split.Samples, idx, model.Config.InChannels, model.Backend), training: false).Logits.ToArray<float>();
-            for (int b = 0; b < idx.Length; b++)
-            {
-                var s = split.Samples[idx[b]];
-                Write(s.Source.Id, s.Source.ImagePath, s.Source.Report, logits.AsSpan(b * S * S, S * S).ToArray(), S, s.Source.MaskPath, outDir, warn);
-                done++;
-            }
+            Write(s.Source.Id, s.Source.ImagePath, s.Source.Report, logits, split.Size, s.Source.MaskPath, outDir, warn);
+            done++;
         }
         return done;
     }
