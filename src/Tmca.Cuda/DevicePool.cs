@@ -69,7 +69,6 @@ public sealed unsafe class DevicePool
             }
     }
 
-    public void ResetPeak() => PeakBytes = InUseBytes;
 }
 
 /// <summary>A device buffer from the pool; going back to the pool when its last tensor is disposed.</summary>

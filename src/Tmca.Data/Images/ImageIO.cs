@@ -160,17 +160,4 @@ public static class ImageIO
         using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100) ?? throw new IOException($"{path}: PNG encoding failed");
         Tmca.Engine.AtomicFile.WriteAllBytes(path, data.ToArray());
     }
-
-    /// <summary>Writes a 16-bit grey PNG (used by tests to check 16-bit decoding).</summary>
-    public static void SaveGrey16Png(string path, ushort[] pixels, int width, int height)
-    {
-        var rgba = new ushort[width * height * 4];
-        for (int i = 0; i < pixels.Length; i++) { rgba[4 * i] = rgba[4 * i + 1] = rgba[4 * i + 2] = pixels[i]; rgba[4 * i + 3] = 65535; }
-        using var bmp = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba16161616, SKAlphaType.Unpremul));
-        unsafe
-        {
-            fixed (ushort* src = rgba) Buffer.MemoryCopy(src, (void*)bmp.GetPixels(), rgba.Length * 2L, rgba.Length * 2L);
-        }
-        SavePng(path, bmp);
-    }
 }

@@ -55,12 +55,6 @@ internal static class CpuArrayPool
         }
     }
 
-    /// <summary>Drops every pooled array (e.g. between runs of different model sizes).</summary>
-    public static void Trim()
-    {
-        lock (Lock) { Free.Clear(); _pooledBytes = 0; }
-    }
-
     private static void FillNaN(Array a)
     {
         switch (a)
