@@ -1,5 +1,4 @@
 using Tmca.Engine;
-using Tmca.Model;
 
 namespace Tmca.Data;
 
@@ -39,14 +38,17 @@ public sealed record Augmentation(double ZoomProbability = 0.1, double ZoomMin =
     }
 }
 
-/// <summary>Assembles model batches from prepared samples.</summary>
+/// <summary>One batch as tensors (spec §2): image B×C×S×S, token ids and attention mask B×L (I64), gt B×1×S×S or null.</summary>
+public sealed record Batch(Tensor Image, Tensor Ids, Tensor Mask, Tensor? Gt);
+
+/// <summary>Assembles batches from prepared samples.</summary>
 public static class Batches
 {
     /// <summary>
     /// image B×C×S×S (z-scored per image and channel; grey replicated to C), token ids and mask B×L, gt B×1×S×S.
     /// <paramref name="reportFrom"/> optionally takes the text of another sample (the shuffled-text control).
     /// </summary>
-    public static TmcaBatch Make(IReadOnlyList<PreparedSample> samples, IReadOnlyList<int> indices, int channels, IBackend backend,
+    public static Batch Make(IReadOnlyList<PreparedSample> samples, IReadOnlyList<int> indices, int channels, IBackend backend,
                                  Augmentation? aug = null, Xoshiro? rng = null, IReadOnlyList<int>? reportFrom = null)
     {
         int B = indices.Count, S = (int)Math.Sqrt(samples[indices[0]].Mask.Length), L = samples[indices[0]].Ids.Length;
@@ -70,7 +72,7 @@ public static class Batches
             t.Attention.CopyTo(att, b * L);
         }
         Tensor Up(Tensor t) => backend is CpuBackend ? t : t.To(backend);
-        return new TmcaBatch(Up(Tensor.FromArray(image, B, channels, S, S)), Up(Tensor.FromArray(ids, B, L)),
+        return new Batch(Up(Tensor.FromArray(image, B, channels, S, S)), Up(Tensor.FromArray(ids, B, L)),
                              Up(Tensor.FromArray(att, B, L)), Up(Tensor.FromArray(gt, B, 1, S, S)));
     }
 }

@@ -1,6 +1,5 @@
 using Tmca.Data.Images;
 using Tmca.Data.Layouts;
-using Tmca.Model.Text;
 
 namespace Tmca.Data;
 
@@ -31,6 +30,13 @@ public sealed class PreparedSplit(string name, int size, List<PreparedSample> sa
     public int TruncatedReports => Samples.Count(s => s.Truncated);
 }
 
+/// <summary>A report as token ids and attention mask, padded or truncated to a fixed length.</summary>
+public readonly record struct TokenizedReport(long[] Ids, long[] Mask, bool Truncated);
+
+/// <summary>Turns a report into <paramref name="length"/> token ids. Data knows no tokenizer: the caller passes
+/// one in (Training adapts the model's WordPiece tokenizer), so datasets depend on the engine alone.</summary>
+public delegate TokenizedReport Tokenize(string report, int length);
+
 /// <summary>
 /// Decoding and preprocessing (spec §2): images resized to S×S (area when shrinking, bilinear when enlarging),
 /// masks resized nearest and binarised (RGB masks averaged first), reports tokenised to 24 ids. Grey images keep
@@ -38,7 +44,7 @@ public sealed class PreparedSplit(string name, int size, List<PreparedSample> sa
 /// </summary>
 public static class Preprocess
 {
-    public static PreparedSplit Prepare(string name, IReadOnlyList<Sample> samples, int size, WordPieceTokenizer tokenizer, int textLen = 24)
+    public static PreparedSplit Prepare(string name, IReadOnlyList<Sample> samples, int size, Tokenize tokenizer, int textLen = 24)
     {
         var prepared = new PreparedSample[samples.Count];
         var errors = new List<Exception>();
@@ -51,7 +57,7 @@ public static class Preprocess
         return new PreparedSplit(name, size, prepared.ToList());
     }
 
-    public static PreparedSample PrepareOne(Sample s, int size, WordPieceTokenizer tokenizer, int textLen)
+    public static PreparedSample PrepareOne(Sample s, int size, Tokenize tokenizer, int textLen)
     {
         var img = ImageIO.Load(s.ImagePath);
         var mask = ImageIO.Load(s.MaskPath);
@@ -61,7 +67,7 @@ public static class Preprocess
         for (int c = 0; c < img.Channels; c++)
             Resample.Image(img.Plane(c), img.Width, img.Height, size, size).CopyTo(planes, c * size * size);
         var binary = Resample.Binarize(mask.MeanOfChannels());
-        var enc = tokenizer.Encode(s.Report, textLen);
+        var enc = tokenizer(s.Report, textLen);
         return new PreparedSample
         {
             Source = s, Image = planes, Channels = img.Channels, Mask = Resample.MaskNearest(binary, mask.Width, mask.Height, size, size),

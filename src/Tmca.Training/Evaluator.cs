@@ -49,7 +49,7 @@ public static class Evaluator
             using (var scope = new TensorScope())
             using (Tape.NoGrad())
             {
-                var batch = Batches.Make(samples, idx, model.Config.InChannels, model.Backend, reportFrom: reportFrom is null ? null : idx.Select(i => reportFrom[i]).ToArray());
+                var batch = Batches.Make(samples, idx, model.Config.InChannels, model.Backend, reportFrom: reportFrom is null ? null : idx.Select(i => reportFrom[i]).ToArray()).ForModel();
                 logits = model.Forward(batch, training: false).Logits.ToArray<float>();
             }
             for (int b = 0; b < idx.Length; b++)

@@ -44,7 +44,7 @@ public static class Predictor
         float[] logits;
         using (var scope = new TensorScope())
         using (Tape.NoGrad())
-            logits = model.Forward(Batches.Make([sample], [0], model.Config.InChannels, model.Backend), training: false).Logits.ToArray<float>();
+            logits = model.Forward(Batches.Make([sample], [0], model.Config.InChannels, model.Backend).ForModel(), training: false).Logits.ToArray<float>();
         return Write(sample.Source.Id, imagePath, report, logits, S, null, outDir, warn);
     }
 

@@ -35,15 +35,29 @@ public sealed class PreparedData
         foreach (var n in ds.Notes) warn(n);
         var tok = string.IsNullOrEmpty(vocab) ? WordPieceTokenizer.CxrBert() : WordPieceTokenizer.FromVocabFile(vocab);
         info($"{(synthetic ? "synthetic dataset" : ds.Layout + " dataset")} {root}: {ds.Train.Count} train, {ds.Val.Count} val, {ds.Test.Count} test; preparing at {size} px");
+        var tokenize = tok.ForData();
         var pd = new PreparedData
         {
             Dataset = ds, Tokenizer = tok, Synthetic = synthetic,
-            Train = Preprocess.Prepare("train", ds.Train, size, tok),
-            Val = Preprocess.Prepare("val", ds.Val, size, tok),
-            Test = Preprocess.Prepare("test", ds.Test, size, tok),
+            Train = Preprocess.Prepare("train", ds.Train, size, tokenize),
+            Val = Preprocess.Prepare("val", ds.Val, size, tokenize),
+            Test = Preprocess.Prepare("test", ds.Test, size, tokenize),
         };
         foreach (var s in new[] { pd.Train, pd.Val, pd.Test })
             if (s.TruncatedReports > 0) warn($"{s.TruncatedReports} of {s.Count} {s.Name} reports are longer than 24 tokens and were truncated");
         return pd;
     }
+}
+
+/// <summary>Adapters between Data's model-free types and the model's (Data depends on the engine alone).</summary>
+public static class DataAdapters
+{
+    /// <summary>The WordPiece tokenizer as the delegate that <see cref="Preprocess"/> takes.</summary>
+    public static Tokenize ForData(this WordPieceTokenizer tok) => (report, length) =>
+    {
+        var e = tok.Encode(report, length);
+        return new TokenizedReport(e.Ids, e.Mask, e.Truncated);
+    };
+
+    public static Tmca.Model.TmcaBatch ForModel(this Batch b) => new(b.Image, b.Ids, b.Mask, b.Gt);
 }

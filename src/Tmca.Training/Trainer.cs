@@ -78,7 +78,7 @@ public static class Trainer
                 using (var scope = new TensorScope())
                 using (var tape = new Tape())
                 {
-                    var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng);
+                    var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng).ForModel();
                     var output = model.Forward(batch, training: true);
                     var losses = model.Losses(output, batch);
                     opt.ZeroGrad();

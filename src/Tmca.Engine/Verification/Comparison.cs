@@ -48,7 +48,7 @@ public sealed record Comparison(string Name, ToleranceKind Kind, double MaxAbs, 
 
     public static Comparison Of(string name, ToleranceKind kind, Tensor actual, Tensor expected)
     {
-        if (!Shape.Equal(actual.Shape, expected.Shape) && actual.Numel != expected.Numel)
+        if (!Shape.Equal(actual.Shape, expected.Shape) || actual.Numel != expected.Numel)
             return new Comparison(name, kind, double.NaN, double.NaN, double.NaN, false, $"shape {Shape.Format(actual.Shape)} vs expected {Shape.Format(expected.Shape)}");
         return Of(name, kind, actual.ToDoubles(), expected.ToDoubles());
     }

@@ -2,6 +2,7 @@ using Tmca.Cli;
 using Tmca.Data;
 using Tmca.Data.Layouts;
 using Tmca.Model.Text;
+using Tmca.Training;
 using Xunit;
 
 namespace Tmca.Tests.Data;
@@ -17,7 +18,7 @@ public class BadInputTests
         return Assert.Throws<DataException>(() =>
         {
             var ds = DatasetLoader.Load(root);
-            foreach (var split in new[] { ds.Train, ds.Val, ds.Test }) Preprocess.Prepare("x", split, 32, Tok);
+            foreach (var split in new[] { ds.Train, ds.Val, ds.Test }) Preprocess.Prepare("x", split, 32, Tok.ForData());
         });
     }
 
@@ -146,7 +147,7 @@ public class BadInputTests
         DataFixtures.PerId(d.Path, withVal: true);
         File.WriteAllText(d["reports/case_000.txt"], string.Join(" ", Enumerable.Repeat("bilateral pulmonary infection", 20)));
         var ds = DatasetLoader.Load(d.Path);
-        var train = Preprocess.Prepare("train", ds.Train, 32, Tok);
+        var train = Preprocess.Prepare("train", ds.Train, 32, Tok.ForData());
         Assert.Equal(1, train.TruncatedReports);
         Assert.Equal(Tok.Sep, train.Samples[0].Ids[23]);
     }

@@ -2,6 +2,7 @@ using Tmca.Data;
 using Tmca.Data.Images;
 using Tmca.Data.Layouts;
 using Tmca.Model.Text;
+using Tmca.Training;
 using Xunit;
 
 namespace Tmca.Tests.Data;
@@ -31,7 +32,7 @@ public class LayoutTests
         }
         Assert.All(ds.Train, s => Assert.Contains("lower left lung", s.Report));
         Assert.Equal(qataStyle ? "mask_tr0.png" : "tr0.png", Path.GetFileName(ds.Train[0].MaskPath));
-        var prepared = Preprocess.Prepare("train", ds.Train, 32, Tok);
+        var prepared = Preprocess.Prepare("train", ds.Train, 32, Tok.ForData());
         Assert.Equal(32 * 32, prepared.Samples[0].Mask.Length);
         Assert.InRange(prepared.Samples[0].Mask.Count(m => m == 1), 100, 400);   // the 15×25 rectangle of 40×40, scaled to 32
     }
