@@ -4,6 +4,15 @@
 
 #define KERNEL extern "C" __global__
 
+// Dynamic shared memory (the launch's sharedBytes): `DYNAMIC_SHARED(float, tile);` declares `float* tile`.
+// `extern __shared__ T x[]` cannot be rewritten by a macro, so kernels use this one; the CUDA simulator
+// (src/Tmca.Cuda/Sim/prelude.h) points it at the block's arena.
+#ifdef TMCA_SIM
+#define DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(tmca_sim::dynamic_shared())
+#else
+#define DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) unsigned char tmca_dynamic_smem_[]; T* name = reinterpret_cast<T*>(tmca_dynamic_smem_)
+#endif
+
 typedef long long i64;
 
 // Grid-stride loop over [0, n): correct for any grid size, so launches can cap the grid.

@@ -10,7 +10,11 @@ namespace Tmca.Cli;
 /// <summary>Options and helpers shared by the commands.</summary>
 internal static class Common
 {
-    public static Option<string> Device() => new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "cpu, cuda (a GPU) or cuda-sim (the CUDA kernels on the CPU simulator; TMCA_CUDA_TRACE=1 prints every launch)",
+        DefaultValueFactory = _ => "cpu",
+    };
     public static Option<string?> Layout() => new("--layout") { Description = "dataset layout: lvit, csv or per-id (default: detected)" };
     public static Option<string?> Vocab() => new("--vocab") { Description = "WordPiece vocab.txt (default: the embedded CXR-BERT vocabulary)" };
     public static Option<int> Batch() => new("--batch") { Description = "batch size", DefaultValueFactory = _ => 8 };

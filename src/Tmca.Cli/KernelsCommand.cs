@@ -14,14 +14,17 @@ internal static class KernelsCommand
         var arch = new Option<string>("--arch") { Description = "comma-separated compute capabilities", DefaultValueFactory = _ => "80,90" };
         var bench = new Option<bool>("--bench") { Description = "validate every kernel against the CPU, then time it on the GPU (the kernel lab)" };
         var outFile = new Option<string?>("--out") { Description = "write the benchmark table (markdown) to this file" };
-        var cmd = new Command("kernels", "list, compile (NVRTC only: no GPU needed) or benchmark the CUDA kernels") { compile, arch, bench, outFile };
+        var device = new Option<string>("--device") { Description = "for --bench: cuda (a GPU) or cuda-sim (validation on the simulator; its times are the CPU's, not a GPU's)", DefaultValueFactory = _ => "cuda" };
+        var cmd = new Command("kernels", "list, compile (NVRTC only: no GPU needed) or benchmark the CUDA kernels") { compile, arch, bench, outFile, device };
         cmd.SetAction(p =>
         {
             var files = KernelSources.Files;
             if (p.GetValue(bench))
             {
-                var gpu = CudaBackend.TryCreate(out var reason);
-                if (gpu is null) { Console.WriteLine($"kernel lab skipped: no GPU ({reason})"); return 0; }
+                var dev = p.GetValue(device)!.ToLowerInvariant();
+                if (dev is not ("cuda" or "cuda-sim")) { Console.Error.WriteLine($"error: --device {dev}: the kernel lab runs on cuda or cuda-sim"); return 2; }
+                var gpu = dev == "cuda" ? CudaBackend.TryCreate(out var reason) : CudaBackend.TryCreateSimulator(out reason);
+                if (gpu is null) { Console.WriteLine($"kernel lab skipped: no {(dev == "cuda" ? "GPU" : "CUDA simulator")} ({reason})"); return 0; }
                 var rows = KernelLab.Run(gpu, log: Console.WriteLine);
                 var md = KernelLab.Markdown(rows, gpu, 3000, 67, 495);
                 Console.WriteLine(md);

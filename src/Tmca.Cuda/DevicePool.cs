@@ -7,10 +7,12 @@ namespace Tmca.Cuda;
 /// training step reuses the previous step's memory instead of calling cuMemAlloc/cuMemFree hundreds of times.
 /// Reuse is safe because all work runs on one stream (a block is freed only after the work queued before it).
 /// Sizes: multiples of 512 B below 1 MiB, above that 2^k·{1, 1.25, 1.5, 1.75}. Reports in-use and peak bytes.
+/// Without caching (the simulator's memory checking) every block has its exact size and is freed at once.
 /// </summary>
-public sealed unsafe class DevicePool
+public sealed class DevicePool(IDeviceRuntime runtime, bool caching = true)
 {
     private readonly Dictionary<long, Stack<ulong>> _free = new();
+    public bool Caching { get; } = caching;
     public long InUseBytes { get; private set; }
     public long PeakBytes { get; private set; }
     public long ReservedBytes { get; private set; }
@@ -26,20 +28,24 @@ public sealed unsafe class DevicePool
 
     public (ulong Ptr, long Size) Rent(long bytes)
     {
-        long size = SizeClass(bytes);
+        long size = Caching ? SizeClass(bytes) : Math.Max(1, bytes);
         if (_free.TryGetValue(size, out var stack) && stack.Count > 0)
         {
             Track(size);
             return (stack.Pop(), size);
         }
         ulong ptr;
-        int r = Driver.cuMemAlloc_v2(&ptr, (nuint)size);
-        if (r == 2 /* CUDA_ERROR_OUT_OF_MEMORY */)
+        try { ptr = runtime.Alloc(size); }
+        catch (DeviceOutOfMemoryException)
         {
-            EmptyCache();
-            r = Driver.cuMemAlloc_v2(&ptr, (nuint)size);
+            EmptyCache();   // cached blocks of other sizes may make room
+            try { ptr = runtime.Alloc(size); }
+            catch (DeviceOutOfMemoryException e)
+            {
+                throw new DeviceOutOfMemoryException(e.Call, size, e.Free, e.Total,
+                    $"; the pool holds {DeviceOutOfMemoryException.Bytes(InUseBytes)} in live tensors (peak {DeviceOutOfMemoryException.Bytes(PeakBytes)})");
+            }
         }
-        Driver.Check(r, $"cuMemAlloc_v2({size} bytes; {InUseBytes} in use, {ReservedBytes} reserved)");
         ReservedBytes += size;
         Track(size);
         return (ptr, size);
@@ -54,21 +60,28 @@ public sealed unsafe class DevicePool
     public void Return(ulong ptr, long size)
     {
         InUseBytes -= size;
+        if (!Caching)
+        {
+            runtime.Free(ptr);
+            ReservedBytes -= size;
+            return;
+        }
         if (!_free.TryGetValue(size, out var stack)) _free[size] = stack = new Stack<ulong>();
         stack.Push(ptr);
     }
 
-    /// <summary>Gives every cached (free) block back to the driver.</summary>
+    /// <summary>Gives every cached (free) block back to the device.</summary>
     public void EmptyCache()
     {
         foreach (var (size, stack) in _free)
             while (stack.Count > 0)
             {
-                Driver.Check(Driver.cuMemFree_v2(stack.Pop()), "cuMemFree_v2");
+                runtime.Free(stack.Pop());
                 ReservedBytes -= size;
             }
     }
 
+    public void ResetPeak() => PeakBytes = InUseBytes;
 }
 
 /// <summary>A device buffer from the pool; going back to the pool when its last tensor is disposed.</summary>

@@ -47,21 +47,23 @@ public static class KernelLab
         }
 
         using var noGrad = Tape.NoGrad();
-        const int N = 1 << 26;   // 64 M floats (256 MiB) per tensor
-        Bandwidth("gelu forward", "64M", 2.0 * N * 4, t => Ops.Gelu(t[0]), n => [Rand(n)], 1 << 16, N);
-        Bandwidth("add (same shape)", "64M", 3.0 * N * 4, t => Ops.Add(t[0], t[1]), n => [Rand(n), Rand(n)], 1 << 16, N);
-        Bandwidth("add (bias broadcast)", "262144×256 + 256", 2.0 * N * 4, t => Ops.Add(t[0], t[1]), n => [Rand(n / 256, 256), Rand(256)], 1 << 16, N);
-        Bandwidth("sum to bias (reduce rows)", "262144×256 → 256", 1.0 * N * 4, t => Ops.SumTo(t[0], 256), n => [Rand(n / 256, 256)], 1 << 16, N);
-        Bandwidth("softmax (last axis)", "262144×256", 2.0 * N * 4, t => Ops.Softmax(t[0]), n => [Rand(n / 256, 256)], 1 << 16, N);
-        Bandwidth("layer norm (last axis)", "87381×768", 2.0 * (N / 768 * 768) * 4, t => Ops.LayerNorm(t[0], t[1], t[2], 1e-5), n => [Rand(n / 768, 768), Rand(768), Rand(768)], 768 * 64, N);
-        Bandwidth("permute B×N×h×d → B×h×N×d", "32×4096×8×64", 2.0 * N * 4, t => Ops.Permute(t[0], 0, 2, 1, 3), n => [Rand(n / (4096 * 512) > 0 ? n / (4096 * 512) : 1, 4096, 8, 64)], 1 << 19, N);
-        Bandwidth("embedding lookup", "262144 ids × 256", 2.0 * N * 4, t => Ops.Embedding(t[1], t[0]),
+        // 64 M floats (256 MiB) per tensor on a GPU; on the simulator (validation, CPU times) 256 K.
+        int N = gpu.Simulated ? 1 << 18 : 1 << 26;
+        Bandwidth("gelu forward", $"{N:N0}", 2.0 * N * 4, t => Ops.Gelu(t[0]), n => [Rand(n)], 1 << 16, N);
+        Bandwidth("add (same shape)", $"{N:N0}", 3.0 * N * 4, t => Ops.Add(t[0], t[1]), n => [Rand(n), Rand(n)], 1 << 16, N);
+        Bandwidth("add (bias broadcast)", $"{N / 256}×256 + 256", 2.0 * N * 4, t => Ops.Add(t[0], t[1]), n => [Rand(n / 256, 256), Rand(256)], 1 << 16, N);
+        Bandwidth("sum to bias (reduce rows)", $"{N / 256}×256 → 256", 1.0 * N * 4, t => Ops.SumTo(t[0], 256), n => [Rand(n / 256, 256)], 1 << 16, N);
+        Bandwidth("softmax (last axis)", $"{N / 256}×256", 2.0 * N * 4, t => Ops.Softmax(t[0]), n => [Rand(n / 256, 256)], 1 << 16, N);
+        Bandwidth("layer norm (last axis)", $"{N / 768}×768", 2.0 * (N / 768 * 768) * 4, t => Ops.LayerNorm(t[0], t[1], t[2], 1e-5), n => [Rand(n / 768, 768), Rand(768), Rand(768)], 768 * 64, N);
+        Bandwidth("permute B×N×h×d → B×h×N×d", "B×4096×8×64", 2.0 * N * 4, t => Ops.Permute(t[0], 0, 2, 1, 3), n => [Rand(n / (4096 * 512) > 0 ? n / (4096 * 512) : 1, 4096, 8, 64)], 1 << 19, N);
+        Bandwidth("embedding lookup", $"{N / 256} ids × 256", 2.0 * N * 4, t => Ops.Embedding(t[1], t[0]),
                   n => [Rand(30522, 256), Tensor.FromArray(Enumerable.Range(0, n / 256).Select(i => (long)(i * 7919 % 30522)).ToArray(), n / 256)], 1 << 16, N);
 
         // AdamW over a tiny-preset-sized parameter set (152.8 M), one launch: p, m, v read+written, g read = 7 × 4 bytes
         using (new TensorScope())
         {
-            var sizes = new[] { 30522 * 768, 768 * 3072, 3072 * 768 }.SelectMany(s => Enumerable.Repeat(s, 24)).Take(60).ToArray();
+            var sizes = (gpu.Simulated ? new[] { 3000 * 64, 64 * 300, 300 * 64 } : new[] { 30522 * 768, 768 * 3072, 3072 * 768 })
+                        .SelectMany(s => Enumerable.Repeat(s, 24)).Take(60).ToArray();
             long total = sizes.Sum(s => (long)s);
             var slots = sizes.Select((s, i) => new AdamWSlot(Tensor.Zeros([s], DType.F32, gpu), Tensor.Full([s], 0.01, DType.F32, gpu),
                                                              Tensor.Zeros([s], DType.F32, gpu), Tensor.Zeros([s], DType.F32, gpu), i % 5 != 0)).ToList();
@@ -73,7 +75,8 @@ public static class KernelLab
         }
 
         // GEMMs through cuBLAS: FP32 and TF32
-        foreach (var (m, n, k) in new[] { (4096, 4096, 4096), (6272, 3072, 768), (6272, 768, 3072) })
+        var gemms = gpu.Simulated ? new[] { (256, 256, 256) } : new[] { (4096, 4096, 4096), (6272, 3072, 768), (6272, 768, 3072) };
+        foreach (var (m, n, k) in gemms)
             foreach (bool tf32 in new[] { false, true })
             {
                 gpu.Tf32 = tf32;
@@ -90,7 +93,7 @@ public static class KernelLab
                     for (int i = 0; i < 3; i++) using (new TensorScope()) Ops.MatMul(A, B);
                     float ms = gpu.Time(() => { for (int i = 0; i < repeats; i++) using (new TensorScope()) Ops.MatMul(A, B); }) / repeats;
                     double tflops = 2.0 * m * n * k / (ms * 1e-3) / 1e12;
-                    rows.Add(new Row($"GEMM {(tf32 ? "TF32" : "FP32")} (cuBLAS)", $"{m}×{k} · {k}×{n}", ms, tflops, "TFLOP/s", tflops / (tf32 ? tf32TFlops : fp32TFlops), validation));
+                    rows.Add(new Row($"GEMM {(tf32 ? "TF32" : "FP32")} ({(gpu.Simulated ? "simulator: CPU GEMM" : "cuBLAS")})", $"{m}×{k} · {k}×{n}", ms, tflops, "TFLOP/s", tflops / (tf32 ? tf32TFlops : fp32TFlops), validation));
                 }
             }
         gpu.Tf32 = false;
@@ -101,7 +104,9 @@ public static class KernelLab
     {
         var ic = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine($"GPU: {gpu.Describe()}. Roofline: HBM {hbmGBs:0} GB/s, FP32 {fp32} TFLOP/s, TF32 {tf32} TFLOP/s (dense).");
+        sb.AppendLine(gpu.Simulated
+            ? $"Device: {gpu.Describe()}. Times are the simulator's on the CPU (validation only; no GPU claim), fractions of a GPU roofline meaningless."
+            : $"GPU: {gpu.Describe()}. Roofline: HBM {hbmGBs:0} GB/s, FP32 {fp32} TFLOP/s, TF32 {tf32} TFLOP/s (dense).");
         sb.AppendLine();
         sb.AppendLine("| kernel | shape | ms | rate | of roofline | validated against the CPU |");
         sb.AppendLine("|---|---|---|---|---|---|");

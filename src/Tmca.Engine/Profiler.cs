@@ -7,19 +7,28 @@ namespace Tmca.Engine;
 /// enabled; `tmca profile` prints the table. Composite ops (attention, Dice, pixel shuffle) are not timed
 /// themselves — their leaf ops are — so nothing is counted twice. Device backends are synchronised at each
 /// region boundary while profiling, so that asynchronous launches are charged to the op that issued them.
-/// Costs one static bool check when disabled.
+/// Costs two static bool checks when disabled.
 /// </summary>
 public static class Profiler
 {
     public static bool Enabled { get; set; }
+    /// <summary>Remember which op is running (<see cref="CurrentOp"/>) even when not timing: the CUDA backend's launch
+    /// trace (TMCA_CUDA_TRACE=1) names the op that asked for each kernel.</summary>
+    public static bool LabelOps { get; set; }
+    [ThreadStatic] private static string? _current;
+    /// <summary>The innermost op region open on this thread (only while <see cref="Enabled"/> or <see cref="LabelOps"/>).</summary>
+    public static string? CurrentOp => _current;
     private static readonly Dictionary<string, (double Ms, long Calls)> Totals = new();
     private static readonly object Lock = new();
 
     public static Region Time(string name, IBackend? backend = null)
     {
-        if (!Enabled) return default;
+        if (!Enabled && !LabelOps) return default;
+        var previous = _current;
+        _current = name;
+        if (!Enabled) return new Region(null, null, 0, previous, true);
         backend?.Synchronize();
-        return new Region(name, backend, Stopwatch.GetTimestamp());
+        return new Region(name, backend, Stopwatch.GetTimestamp(), previous, true);
     }
 
     public readonly struct Region : IDisposable
@@ -27,10 +36,16 @@ public static class Profiler
         private readonly string? _name;
         private readonly IBackend? _backend;
         private readonly long _start;
-        internal Region(string name, IBackend? backend, long start) { _name = name; _backend = backend; _start = start; }
+        private readonly string? _previous;
+        private readonly bool _labelled;
+        internal Region(string? name, IBackend? backend, long start, string? previous, bool labelled)
+        {
+            _name = name; _backend = backend; _start = start; _previous = previous; _labelled = labelled;
+        }
 
         public void Dispose()
         {
+            if (_labelled) _current = _previous;
             if (_name is null) return;
             _backend?.Synchronize();
             double ms = Stopwatch.GetElapsedTime(_start).TotalMilliseconds;

@@ -76,8 +76,21 @@ public static class NativeLibraries
         TryLoad(logical).Handle is var h and not 0 && NativeLibrary.TryGetExport(h, symbol, out _);
 }
 
-/// <summary>A failed CUDA, NVRTC, cuBLAS or cuDNN call: names the call, the error name and its description.</summary>
-public sealed class CudaException(string call, string message) : Exception($"{call}: {message}")
+/// <summary>A failed CUDA, NVRTC, cuBLAS or cuDNN call (or a simulated launch): names the call, the error name and
+/// its description. <see cref="Sticky"/>: the error poisoned the context (illegal address, deadlock, launch
+/// failure) and every later call on this device fails too — stop, do not retry.</summary>
+public class CudaException(string call, string message, bool sticky = false) : Exception($"{call}: {message}")
 {
     public string Call { get; } = call;
+    public bool Sticky { get; } = sticky;
+}
+
+/// <summary>The device could not satisfy an allocation: how much was asked, how much is free, and what holds it.</summary>
+public sealed class DeviceOutOfMemoryException(string call, long requested, long free, long total, string detail)
+    : CudaException(call, $"out of device memory: {Bytes(requested)} requested, {Bytes(free)} free of {Bytes(total)}{detail}")
+{
+    public long Requested { get; } = requested;
+    public long Free { get; } = free;
+    public long Total { get; } = total;
+    public static string Bytes(long b) => b >= 1L << 30 ? $"{b / (double)(1L << 30):0.00} GiB" : b >= 1L << 20 ? $"{b / (double)(1L << 20):0.0} MiB" : $"{b} bytes";
 }

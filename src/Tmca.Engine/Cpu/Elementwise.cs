@@ -111,8 +111,7 @@ public sealed partial class CpuBackend
 
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, bool accumulate)
     {
-        var shape = Shape.Broadcast(Shape.Broadcast(a.Shape, b.Shape), y.Shape);
-        if (!Shape.Equal(shape, y.Shape)) throw new ArgumentException($"binary: {Shape.Format(a.Shape)} op {Shape.Format(b.Shape)} does not give {Shape.Format(y.Shape)}");
+        BackendChecks.Binary(a, b, y);
         if (FloatType(a, b, y) == DType.F32) BinaryRef(op, A<float>(a), a.Shape, A<float>(b), b.Shape, A<float>(y), y.Shape, accumulate);
         else BinaryRef(op, A<double>(a), a.Shape, A<double>(b), b.Shape, A<double>(y), y.Shape, accumulate);
     }
@@ -181,8 +180,5 @@ public sealed partial class CpuBackend
         }
     }
 
-    internal static void CheckSame(Tensor a, Tensor b, string what)
-    {
-        if (a.Numel != b.Numel) throw new ArgumentException($"{what}: {Shape.Format(a.Shape)} vs {Shape.Format(b.Shape)}");
-    }
+    internal static void CheckSame(Tensor a, Tensor b, string what) => BackendChecks.Same(a, b, what);
 }

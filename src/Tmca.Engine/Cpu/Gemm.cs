@@ -18,12 +18,13 @@ public sealed partial class CpuBackend
             GemmRef(transA, transB, m, n, k, alpha, A<double>(a), offA, strideA, A<double>(b), offB, strideB, beta, A<double>(c), offC, strideC, batch);
     }
 
-    private static void CheckGemmBounds(string name, Tensor t, long off, long stride, int batch, long size)
-    {
-        if (batch == 0 || size == 0) return;
-        long last = off + (batch - 1) * stride + size;
-        if (off < 0 || last > t.Numel) throw new ArgumentException($"gemm: operand {name} ({t.Numel} elements) read up to {last}");
-    }
+    /// <summary>Float GEMM on raw memory with the same semantics (row-major, strided batches): what the CUDA
+    /// simulator runs for cuBLAS, where device buffers are host memory.</summary>
+    public static unsafe void GemmF32Raw(bool transA, bool transB, int m, int n, int k, float alpha, float* a, long strideA,
+                                         float* b, long strideB, float beta, float* c, long strideC, int batch) =>
+        GemmF32.RunPointers(transA, transB, m, n, k, alpha, a, strideA, b, strideB, beta, c, strideC, batch);
+
+    private static void CheckGemmBounds(string name, Tensor t, long off, long stride, int batch, long size) => BackendChecks.GemmBounds(name, t, off, stride, batch, size);
 
     /// <summary>The reference: one dot product per output element, accumulated in float64.</summary>
     internal static void GemmRef<T>(bool ta, bool tb, int m, int n, int k, double alpha,

@@ -36,21 +36,49 @@ internal static unsafe class GemmF32
             CpuBackend.GemmRef(ta, tb, m, n, k, alpha, a, offA, sA, b, offB, sB, beta, c, offC, sC, batch);
             return;
         }
-        fixed (float* pa = a, pb = b, pc = c)
+        fixed (float* pa = a, pb = b, pc = c) RunPointers(ta, tb, m, n, k, alpha, pa + offA, sA, pb + offB, sB, beta, pc + offC, sC, batch, threads);
+    }
+
+    /// <summary>The same product on raw memory (the CUDA simulator's "cuBLAS": device buffers are host memory there).</summary>
+    public static void RunPointers(bool ta, bool tb, int m, int n, int k, float alpha, float* A, long sA, float* B, long sB,
+                                   float beta, float* Cp, long sC, int batch, bool threads = true)
+    {
+        if (m == 0 || n == 0 || batch == 0) return;
+        if (!(Use512 || Use256) || (long)m * n * k < 4096)
         {
-            float* A = pa, B = pb, Cp = pc;
-            long work = (long)m * n * k;
-            if (batch > 1 && work < 4_000_000 && threads)
-            {
-                // Many small products (attention heads, per-image convs): one product per task.
-                Par.For(batch, work, i => Single(ta, tb, m, n, k, alpha, A + offA + i * sA, B + offB + i * sB, beta, Cp + offC + i * sC, parallel: false));
-            }
-            else
-            {
-                for (int i = 0; i < batch; i++)
-                    Single(ta, tb, m, n, k, alpha, A + offA + i * sA, B + offB + i * sB, beta, Cp + offC + i * sC, parallel: threads && work >= 2_000_000);
-            }
+            RefPointers(ta, tb, m, n, k, alpha, A, sA, B, sB, beta, Cp, sC, batch);
+            return;
         }
+        long work = (long)m * n * k;
+        if (batch > 1 && work < 4_000_000 && threads)
+        {
+            // Many small products (attention heads, per-image convs): one product per task.
+            Par.For(batch, work, i => Single(ta, tb, m, n, k, alpha, A + i * sA, B + i * sB, beta, Cp + i * sC, parallel: false));
+        }
+        else
+        {
+            for (int i = 0; i < batch; i++)
+                Single(ta, tb, m, n, k, alpha, A + i * sA, B + i * sB, beta, Cp + i * sC, parallel: threads && work >= 2_000_000);
+        }
+    }
+
+    /// <summary>The reference on raw memory: one dot product per output, accumulated in float64 (as CpuBackend.GemmRef).</summary>
+    private static void RefPointers(bool ta, bool tb, int m, int n, int k, float alpha, float* a, long sA, float* b, long sB,
+                                    float beta, float* c, long sC, int batch)
+    {
+        for (int bi = 0; bi < batch; bi++)
+            for (int i = 0; i < m; i++)
+            {
+                float* a0 = a + bi * sA, b0 = b + bi * sB, c0 = c + bi * sC + (long)i * n;
+                for (int j = 0; j < n; j++)
+                {
+                    double s = 0;
+                    for (int p = 0; p < k; p++)
+                        s += (double)(ta ? a0[(long)p * m + i] : a0[(long)i * k + p]) * (tb ? b0[(long)j * k + p] : b0[(long)p * n + j]);
+                    double prev = beta == 0 ? 0 : beta * (double)c0[j];
+                    c0[j] = (float)(alpha * s + prev);
+                }
+            }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

@@ -8,9 +8,7 @@ public sealed partial class CpuBackend
 {
     public void Permute(Tensor x, int[] perm, Tensor y, bool accumulate)
     {
-        if (perm.Length != x.Rank) throw new ArgumentException($"permute: {perm.Length} axes for a rank-{x.Rank} tensor");
-        for (int i = 0; i < perm.Length; i++)
-            if (y.Shape[i] != x.Shape[perm[i]]) throw new ArgumentException($"permute: output shape {Shape.Format(y.Shape)} does not match");
+        BackendChecks.Permute(x, perm, y);
         switch (x.DType)
         {
             case DType.F32: PermuteRef(A<float>(x), x.Shape, perm, A<float>(y), accumulate); break;
@@ -73,10 +71,7 @@ public sealed partial class CpuBackend
 
     public void CopyAxisRange(Tensor src, int srcStart, Tensor dst, int dstStart, int axis, int length, bool accumulate)
     {
-        if (src.Rank != dst.Rank) throw new ArgumentException("axis copy: ranks differ");
-        for (int d = 0; d < src.Rank; d++)
-            if (d != axis && src.Shape[d] != dst.Shape[d]) throw new ArgumentException($"axis copy: {Shape.Format(src.Shape)} vs {Shape.Format(dst.Shape)} differ off axis {axis}");
-        if (srcStart + length > src.Shape[axis] || dstStart + length > dst.Shape[axis]) throw new ArgumentException("axis copy: range out of bounds");
+        BackendChecks.AxisRange(src, srcStart, dst, dstStart, axis, length);
         switch (src.DType)
         {
             case DType.F32: AxisCopy(A<float>(src), src.Shape, srcStart, A<float>(dst), dst.Shape, dstStart, axis, length, accumulate); break;
@@ -104,6 +99,7 @@ public sealed partial class CpuBackend
 
     public void BroadcastTo(Tensor x, Tensor y, bool accumulate)
     {
+        BackendChecks.Broadcastable(x, y, "broadcast");
         if (FloatType(x, y) == DType.F32) BroadcastRef(A<float>(x), x.Shape, A<float>(y), y.Shape, accumulate);
         else BroadcastRef(A<double>(x), x.Shape, A<double>(y), y.Shape, accumulate);
     }
@@ -113,6 +109,7 @@ public sealed partial class CpuBackend
 
     public void SumTo(Tensor x, Tensor y, bool accumulate)
     {
+        BackendChecks.Broadcastable(y, x, "sum-to");
         if (FloatType(x, y) == DType.F32) SumToRef(A<float>(x), x.Shape, A<float>(y), y.Shape, accumulate);
         else SumToRef(A<double>(x), x.Shape, A<double>(y), y.Shape, accumulate);
     }

@@ -11,7 +11,7 @@ public sealed partial class CpuBackend
 {
     public void LayerNorm(Tensor x, Tensor? w, Tensor? b, Tensor y, Tensor mean, Tensor rstd, int outer, int c, int inner, double eps)
     {
-        if ((long)outer * c * inner != x.Numel) throw new ArgumentException($"layer norm: {outer}×{c}×{inner} does not cover {Shape.Format(x.Shape)}");
+        BackendChecks.Cover(x, outer, c, inner, "layer norm");
         if (FloatType(x, w, b, y, mean, rstd) == DType.F32) LayerNormRef(A<float>(x), AOpt<float>(w), AOpt<float>(b), A<float>(y), A<float>(mean), A<float>(rstd), outer, c, inner, eps);
         else LayerNormRef(A<double>(x), AOpt<double>(w), AOpt<double>(b), A<double>(y), A<double>(mean), A<double>(rstd), outer, c, inner, eps);
     }

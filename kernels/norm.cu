@@ -1,4 +1,4 @@
-// layernorm.cu — LayerNorm over the last axis. x, y, gy, gx: rows × C; w, b: C; mean, rstd: rows.
+// norm.cu — normalisation layers (CPU reference: Tmca.Engine/Cpu/Norm.cs). LayerNorm over the last axis: x, y, gy, gx: rows × C; w, b: C; mean, rstd: rows.
 // One warp per row; statistics in two passes (mean, then centred variance) like the CPU reference.
 #include "common.cuh"
 

@@ -1,0 +1,67 @@
+using Tmca.Cuda.Kernels;
+using Tmca.Engine;
+
+namespace Tmca.Cuda;
+
+// Elementwise ops: kernels/elementwise.cu; CPU reference Tmca.Engine/Cpu/Elementwise.cs.
+public sealed partial class CudaBackend
+{
+    /// <summary>Float32 only on CUDA (F64 exists for the CPU's finite-difference checks).</summary>
+    internal static void F32(string op, params Tensor?[] ts)
+    {
+        foreach (var t in ts)
+            if (t is not null && t.DType != DType.F32) throw new NotSupportedException($"{op} of {t.DType} tensors on CUDA (float32 only)");
+    }
+
+    // y = f(x); x, y: n
+    public void Unary(UnaryOp op, double alpha, Tensor x, Tensor y)
+    {
+        F32("unary", x, y);
+        BackendChecks.Same(x, y, "unary");
+        long n = x.Numel;
+        var a = new KernelArgs(K.Unary);
+        a.I32((int)op).F32(alpha).Ptr(x).Ptr(y).I64(n);
+        Launch(ref a, K.Unary.Grid(n, SmCount), $"{op} n={n}");
+    }
+
+    // gx += f'(x)·gy; x, y, gy, gx: n
+    public void UnaryBackward(UnaryOp op, double alpha, Tensor x, Tensor y, Tensor gy, Tensor gx)
+    {
+        F32("unary backward", x, y, gy, gx);
+        BackendChecks.Same(x, y, "unary backward"); BackendChecks.Same(x, gy, "unary backward"); BackendChecks.Same(x, gx, "unary backward");
+        long n = x.Numel;
+        var a = new KernelArgs(K.UnaryBackward);
+        a.I32((int)op).F32(alpha).Ptr(x).Ptr(y).Ptr(gy).Ptr(gx).I64(n);
+        Launch(ref a, K.UnaryBackward.Grid(n, SmCount), $"{op} n={n}");
+    }
+
+    // y (+)= a op b, broadcasting a and b to y's shape
+    public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, bool accumulate)
+    {
+        F32("binary", a, b, y);
+        BackendChecks.Binary(a, b, y);
+        long n = y.Numel;
+        if (a.Numel == n && b.Numel == n)
+        {
+            var s = new KernelArgs(K.BinarySame);
+            s.I32((int)op).Ptr(a).Ptr(b).Ptr(y).I64(n).Flag(accumulate);
+            Launch(ref s, K.BinarySame.Grid(n, SmCount), $"{op} n={n}");
+            return;
+        }
+        var shape = Shape8.Of(y.Shape, Shape.BroadcastStrides(a.Shape, y.Shape), Shape.BroadcastStrides(b.Shape, y.Shape));
+        var k = new KernelArgs(K.BinaryBroadcast);
+        k.I32((int)op).Ptr(a).Ptr(b).Ptr(y).I64(n).Flag(accumulate).Struct(shape);
+        Launch(ref k, K.BinaryBroadcast.Grid(n, SmCount), $"{op} {Shape.Format(a.Shape)} op {Shape.Format(b.Shape)} → {Shape.Format(y.Shape)}");
+    }
+
+    // y += alpha·x
+    public void Axpy(double alpha, Tensor x, Tensor y)
+    {
+        F32("axpy", x, y);
+        BackendChecks.Same(x, y, "axpy");
+        long n = x.Numel;
+        var a = new KernelArgs(K.Axpy);
+        a.F32(alpha).Ptr(x).Ptr(y).I64(n);
+        Launch(ref a, K.Axpy.Grid(n, SmCount), $"n={n}");
+    }
+}

@@ -1,0 +1,43 @@
+using Tmca.Cuda.Kernels;
+using Tmca.Engine;
+
+namespace Tmca.Cuda;
+
+// Embedding lookup: kernels/embedding.cu; CPU reference Tmca.Engine/Cpu/Embedding.cs.
+public sealed partial class CudaBackend
+{
+    // ids: n (I64), w: V×D → y: n×D
+    public void Embedding(Tensor ids, Tensor w, Tensor y)
+    {
+        F32("embedding", w, y);
+        CheckIds(ids, w);
+        BackendChecks.Count(y, ids.Numel * w.Shape[1], "embedding output");
+        long n = ids.Numel; int d = w.Shape[1];
+        var a = new KernelArgs(K.Embedding);
+        a.Ptr(ids).Ptr(w).Ptr(y).I64(n).I32(d);
+        Launch(ref a, K.Embedding.Grid(n * d, SmCount), $"{n} ids × {d}");
+    }
+
+    // gw[ids[t], :] += gy[t, :]
+    public void EmbeddingBackward(Tensor ids, Tensor gy, Tensor gw)
+    {
+        F32("embedding backward", gy, gw);
+        CheckIds(ids, gw);
+        BackendChecks.Count(gy, ids.Numel * gw.Shape[1], "embedding backward gradient");
+        long n = ids.Numel; int d = gw.Shape[1];
+        var a = new KernelArgs(K.EmbeddingBackward);
+        a.Ptr(ids).Ptr(gy).Ptr(gw).I64(n).I32(d);
+        Launch(ref a, K.EmbeddingBackward.Grid(n * d, SmCount), $"{n} ids × {d}");
+    }
+
+    /// <summary>An id outside the table would be an illegal address (fatal to the context): check on the host first.
+    /// This reads the ids back: one device → host copy per call (counted in <see cref="DeviceToHostCopies"/>).</summary>
+    private void CheckIds(Tensor ids, Tensor table)
+    {
+        if (ids.DType != DType.I64) throw new ArgumentException($"embedding: ids must be I64, got {ids.DType}");
+        if (table.Rank != 2) throw new ArgumentException($"embedding: the table must be V×D, got {Shape.Format(table.Shape)}");
+        int vocab = table.Shape[0];
+        foreach (var id in ids.ToArray<long>())
+            if ((ulong)id >= (ulong)vocab) throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {id} outside the table of {vocab} rows");
+    }
+}
