@@ -38,7 +38,7 @@ public sealed class KernelCompiler(Nvrtc nvrtc, string? cacheDir = null)
         if (useCache)
         {
             try { Directory.CreateDirectory(CacheDir); Tmca.Engine.AtomicFile.WriteAllBytes(path, result.Image); }
-            catch (IOException) { /* a read-only cache only costs a recompile next time */ }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* an unwritable cache only costs a recompile next time */ }
         }
         return result;
     }

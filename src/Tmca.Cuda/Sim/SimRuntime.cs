@@ -246,7 +246,8 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
         {
             ulong end = b.Start + (ulong)b.Bytes;
             if (a >= end && a < end + (ulong)Page)
-                return $" — {a - end} bytes past the end of a {b.Bytes}-byte device buffer at 0x{b.Start:x} (element {(long)(a - b.Start) / 4} of a float buffer of {b.Bytes / 4})";
+                return $" — offset {a - b.Start} of a {b.Bytes}-byte device buffer at 0x{b.Start:x}, {a - end + 1} byte(s) past its end " +
+                       $"(float index {(long)(a - b.Start) / 4} of {b.Bytes / 4})";
             if (b.Mapped && a < b.Start && a >= (ulong)b.MapBase)
                 return $" — {b.Start - a} bytes before the start of a {b.Bytes}-byte device buffer at 0x{b.Start:x}";
         }

@@ -39,7 +39,9 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
-#define __shared__ static
+// Every __shared__ array lands in one section, which the scheduler fills with NaN at each block start: a block
+// never sees another block's (or an earlier launch's) values, just as a GPU promises nothing about them.
+#define __shared__ static __attribute__((section("tmca_shared"), aligned(16)))
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
 
@@ -77,6 +79,10 @@ asm(".text\n"
     "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
     "  ret\n"
     ".size tmca_sim_switch, .-tmca_sim_switch\n");
+
+// The linker's bounds of the tmca_shared section (weak: a file without __shared__ arrays has no such section).
+extern "C" char __start_tmca_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_tmca_shared[] __attribute__((weak, visibility("hidden")));
 
 namespace tmca_sim {
 
@@ -302,6 +308,8 @@ inline int run_block(int flags) {
     }
     for (unsigned w = 0; w < (n + 31) / 32; w++) { S.live[w] = n - w * 32 < 32 ? n - w * 32 : 32; S.waiting[w] = 0; }
     if (S.dyn_bytes) memset(S.dyn, 0xff, S.dyn_bytes);   // NaN-filled, like memory nobody wrote
+    if (__start_tmca_shared && __stop_tmca_shared > __start_tmca_shared)
+        memset(__start_tmca_shared, 0xff, (size_t)(__stop_tmca_shared - __start_tmca_shared));
     for (;;) {
         bool ran = false;
         for (unsigned k = 0; k < n; k++) {
