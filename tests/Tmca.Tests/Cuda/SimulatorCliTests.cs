@@ -1,0 +1,63 @@
+using Tmca.Cli;
+using Tmca.Cuda;
+using Tmca.Engine;
+using Tmca.Tests.Data;
+using Xunit;
+
+namespace Tmca.Tests.Cuda;
+
+/// <summary>`--device cuda-sim` from the command line, and the launch trace.</summary>
+[Collection("cli")]
+public class SimulatorCliTests
+{
+    /// <summary>Training on the simulator runs the CUDA backend until the first op that has no kernel yet, and says which.</summary>
+    [Fact]
+    public void TrainOnTheSimulatorStopsAtTheFirstMissingKernelAndNamesIt()
+    {
+        Device.Require();
+        using var d = new TempDir();
+        DataFixtures.PerId(d.Path, withVal: true);
+        var err = new StringWriter();
+        var prevErr = Console.Error;
+        Console.SetError(err);
+        int code;
+        try { code = CliApp.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--device", "cuda-sim", "--out", d["run"]); }
+        finally { Console.SetError(prevErr); }
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: conv2d has no CUDA kernel yet", err.ToString());
+    }
+
+    [Fact]
+    public void AnUnknownDeviceListsTheKnownOnes()
+    {
+        using var d = new TempDir();
+        DataFixtures.PerId(d.Path, withVal: true);
+        var err = new StringWriter();
+        var prevErr = Console.Error;
+        Console.SetError(err);
+        int code;
+        try { code = CliApp.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--device", "tpu", "--out", d["run"]); }
+        finally { Console.SetError(prevErr); }
+        Assert.Equal(2, code);
+        Assert.Contains("unknown device 'tpu' (cpu, cuda or cuda-sim)", err.ToString());
+    }
+
+    [Fact]
+    public void TheTraceNamesKernelGridBlockAndOp()
+    {
+        var gpu = Device.Require();
+        var log = new StringWriter();
+        var (trace, writer) = (gpu.Trace, gpu.TraceWriter);
+        gpu.Trace = true; gpu.TraceWriter = log;
+        try
+        {
+            using var noGrad = Tape.NoGrad();
+            var x = Tensor.Zeros([4, 300], DType.F32, gpu);
+            Ops.Softmax(Ops.Gelu(x));
+        }
+        finally { gpu.Trace = trace; gpu.TraceWriter = writer; Profiler.LabelOps = false; }
+        var lines = log.ToString().Trim().Split('\n');
+        Assert.Contains(lines, l => l.Contains("unary_f32") && l.Contains("grid 5") && l.Contains("block 256") && l.Contains("Gelu n=1200"));
+        Assert.Contains(lines, l => l.Contains("softmax_f32") && l.Contains("grid 1") && l.Contains("softmax") && l.Contains("4×300"));
+    }
+}
