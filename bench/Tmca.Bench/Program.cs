@@ -16,7 +16,8 @@ if (what == "step")
     return TrainStepBenchmark.Run(args.ElementAtOrDefault(1) ?? "small", int.Parse(args.ElementAtOrDefault(2) ?? "8"),
                                   int.Parse(args.ElementAtOrDefault(3) ?? "10"), int.Parse(args.ElementAtOrDefault(4) ?? "3"), args.Contains("--profile"));
 }
-if (what != "cpu") { Console.Error.WriteLine("usage: Tmca.Bench cpu | step PRESET BATCH [STEPS] [WARMUP]"); return 2; }
+if (what == "sim") return SimulatorBenchmark.Run();   // the CUDA simulator's speed → bench-results/simulator.md
+if (what != "cpu") { Console.Error.WriteLine("usage: Tmca.Bench cpu | sim | step PRESET BATCH [STEPS] [WARMUP]"); return 2; }
 
 int cores = Environment.ProcessorCount;
 Console.WriteLine($"measuring the FMA peak on {cores} cores ({PeakFlops.Isa}) ...");

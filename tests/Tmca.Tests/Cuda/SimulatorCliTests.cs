@@ -14,7 +14,7 @@ public class SimulatorCliTests
     [Fact]
     public void TrainOnTheSimulatorStopsAtTheFirstMissingKernelAndNamesIt()
     {
-        Device.Require();
+        Device.RequireSimulator(new Tmca.Cuda.Sim.SimOptions()).Dispose();   // needs the simulator itself, not just a device
         using var d = new TempDir();
         DataFixtures.PerId(d.Path, withVal: true);
         var err = new StringWriter();
