@@ -136,3 +136,16 @@ public static class GradCheck
         Assert.True(checkedCount > 0, "nothing was checked");
     }
 }
+
+/// <summary>Runs the `tmca` command in-process and returns its exit code and what it wrote to stderr.</summary>
+public static class Cli
+{
+    public static (int Code, string Err) Run(params string[] args)
+    {
+        var err = new StringWriter();
+        var prevErr = Console.Error;
+        Console.SetError(err);
+        try { return (Tmca.Cli.CliApp.Run(args), err.ToString()); }
+        finally { Console.SetError(prevErr); }
+    }
+}

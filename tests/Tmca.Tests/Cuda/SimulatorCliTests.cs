@@ -1,4 +1,3 @@
-using Tmca.Cli;
 using Tmca.Cuda;
 using Tmca.Engine;
 using Tmca.Tests.Data;
@@ -17,14 +16,9 @@ public class SimulatorCliTests
         Device.RequireSimulator(new Tmca.Cuda.Sim.SimOptions()).Dispose();   // needs the simulator itself, not just a device
         using var d = new TempDir();
         DataFixtures.PerId(d.Path, withVal: true);
-        var err = new StringWriter();
-        var prevErr = Console.Error;
-        Console.SetError(err);
-        int code;
-        try { code = CliApp.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--device", "cuda-sim", "--out", d["run"]); }
-        finally { Console.SetError(prevErr); }
+        var (code, err) = Cli.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--device", "cuda-sim", "--out", d["run"]);
         Assert.Equal(2, code);
-        Assert.StartsWith("error: conv2d has no CUDA kernel yet", err.ToString());
+        Assert.StartsWith("error: conv2d has no CUDA kernel yet", err);
     }
 
     [Fact]
@@ -32,14 +26,9 @@ public class SimulatorCliTests
     {
         using var d = new TempDir();
         DataFixtures.PerId(d.Path, withVal: true);
-        var err = new StringWriter();
-        var prevErr = Console.Error;
-        Console.SetError(err);
-        int code;
-        try { code = CliApp.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--device", "tpu", "--out", d["run"]); }
-        finally { Console.SetError(prevErr); }
+        var (code, err) = Cli.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--device", "tpu", "--out", d["run"]);
         Assert.Equal(2, code);
-        Assert.Contains("unknown device 'tpu' (cpu, cuda or cuda-sim)", err.ToString());
+        Assert.Contains("unknown device 'tpu' (cpu, cuda or cuda-sim)", err);
     }
 
     [Fact]

@@ -127,16 +127,11 @@ public class BadInputTests
         DataFixtures.PerId(d.Path, withVal: true);
         File.WriteAllBytes(d["images/case_001.png"], [1, 2, 3]);
         string runDir = d["run"];
-        var err = new StringWriter();
-        var prevErr = Console.Error;
-        Console.SetError(err);
-        int code;
-        try { code = CliApp.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--out", runDir); }
-        finally { Console.SetError(prevErr); }
+        var (code, err) = Cli.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--out", runDir);
         Assert.Equal(2, code);
-        Assert.StartsWith("error: ", err.ToString());
-        Assert.Contains("case_001.png", err.ToString());
-        Assert.Single(err.ToString().Trim().Split('\n'));
+        Assert.StartsWith("error: ", err);
+        Assert.Contains("case_001.png", err);
+        Assert.Single(err.Trim().Split('\n'));
         Assert.False(Directory.Exists(runDir));
     }
 
