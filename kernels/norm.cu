@@ -85,3 +85,136 @@ KERNEL void layernorm_backward_dwdb_final_f32(const float* __restrict__ part_w, 
     if (gw) gw[c] += tw;
     if (gb) gb[c] += tb;
 }
+
+// ---- layer norm over channels (channels-first, ConvNeXt): x viewed as outer × C × inner ------------------------
+// One thread per (outer, inner) position, looping over C with stride inner (neighbouring threads read neighbouring
+// addresses). mean, rstd: outer × inner.
+KERNEL void layernorm_cf_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+                             float* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, i64 outer, int C, i64 inner, float eps) {
+    FOR_EACH(i, outer * inner) {
+        i64 o = i / inner, q = i % inner;
+        const float* xr = x + o * C * inner + q;
+        float s = 0.0f;
+        for (int c = 0; c < C; ++c) s += xr[(i64)c * inner];
+        float mu = s / C, v = 0.0f;
+        for (int c = 0; c < C; ++c) { float d = xr[(i64)c * inner] - mu; v += d * d; }
+        float r = rsqrtf(v / C + eps);
+        mean[i] = mu; rstd[i] = r;
+        float* yr = y + o * C * inner + q;
+        for (int c = 0; c < C; ++c) {
+            float t = (xr[(i64)c * inner] - mu) * r;
+            if (w) t *= w[c];
+            if (b) t += b[c];
+            yr[(i64)c * inner] = t;
+        }
+    }
+}
+
+// gx += r·(g − mean_c(g) − x̂·mean_c(g·x̂)), g = gy·w, per (outer, inner) position
+KERNEL void layernorm_cf_backward_dx_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ mean,
+                                         const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gx,
+                                         i64 outer, int C, i64 inner) {
+    FOR_EACH(i, outer * inner) {
+        i64 o = i / inner, q = i % inner, base = o * C * inner + q;
+        float mu = mean[i], r = rstd[i], sg = 0.0f, sgx = 0.0f;
+        for (int c = 0; c < C; ++c) {
+            i64 at = base + (i64)c * inner;
+            float g = gy[at] * (w ? w[c] : 1.0f);
+            sg += g;
+            sgx += g * (x[at] - mu) * r;
+        }
+        sg /= C; sgx /= C;
+        for (int c = 0; c < C; ++c) {
+            i64 at = base + (i64)c * inner;
+            float g = gy[at] * (w ? w[c] : 1.0f);
+            gx[at] += r * (g - sg - (x[at] - mu) * r * sgx);
+        }
+    }
+}
+
+// gw[c] += Σ gy·x̂, gb[c] += Σ gy over all (outer, inner) positions: one block per channel, a fixed order
+KERNEL void layernorm_cf_backward_dwdb_f32(const float* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ rstd,
+                                           const float* __restrict__ gy, float* gw, float* gb, i64 outer, int C, i64 inner) {
+    __shared__ float scratch[32];
+    int c = blockIdx.x;
+    float aw = 0.0f, ab = 0.0f;
+    for (i64 i = threadIdx.x; i < outer * inner; i += blockDim.x) {
+        i64 o = i / inner, q = i % inner, at = (o * C + c) * inner + q;
+        float g = gy[at];
+        aw += g * (x[at] - mean[i]) * rstd[i];
+        ab += g;
+    }
+    aw = block_sum(aw, scratch);
+    ab = block_sum(ab, scratch);
+    if (threadIdx.x == 0) {
+        if (gw) gw[c] += aw;
+        if (gb) gb[c] += ab;
+    }
+}
+
+// ---- batch norm: x: B×C×HW, statistics per channel over B·HW; w, b, running stats, saved stats: C ------------
+
+// One block per channel: mean, then centred variance (two passes, like the CPU), y, the running statistics
+// (biased mean, unbiased variance: PyTorch's) and the saved mean and 1/σ for backward.
+KERNEL void batchnorm_train_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+                                float* __restrict__ save_mean, float* __restrict__ save_invstd, float* run_mean, float* run_var,
+                                int B, int C, i64 HW, float eps, float momentum) {
+    __shared__ float scratch[32];
+    int c = blockIdx.x;
+    i64 n = (i64)B * HW;
+    float s = 0.0f;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) s += x[((i / HW) * C + c) * HW + i % HW];
+    float mu = block_sum(s, scratch) / (float)n;
+    float v = 0.0f;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) { float d = x[((i / HW) * C + c) * HW + i % HW] - mu; v += d * d; }
+    v = block_sum(v, scratch);
+    float inv = rsqrtf(v / (float)n + eps);
+    float scale = w[c] * inv, shift = b[c] - mu * scale;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) {
+        i64 at = ((i / HW) * C + c) * HW + i % HW;
+        y[at] = x[at] * scale + shift;
+    }
+    if (threadIdx.x == 0) {
+        save_mean[c] = mu; save_invstd[c] = inv;
+        if (run_mean) run_mean[c] = (1.0f - momentum) * run_mean[c] + momentum * mu;
+        if (run_var) run_var[c] = (1.0f - momentum) * run_var[c] + momentum * v / (float)(n - 1);
+    }
+}
+
+// y = (x − running_mean)·w/√(running_var + eps) + b
+KERNEL void batchnorm_eval_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b, float* __restrict__ y,
+                               const float* __restrict__ run_mean, const float* __restrict__ run_var, int C, i64 HW, i64 n, float eps) {
+    FOR_EACH(i, n) {
+        int c = (int)((i / HW) % C);
+        float scale = w[c] * rsqrtf(run_var[c] + eps);
+        y[i] = x[i] * scale + (b[c] - run_mean[c] * scale);
+    }
+}
+
+// gx += w·r/N·(N·gy − Σgy − x̂·Σ(gy·x̂)), gw += Σ gy·x̂, gb += Σ gy: one block per channel
+KERNEL void batchnorm_backward_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ save_mean,
+                                   const float* __restrict__ save_invstd, const float* __restrict__ gy, float* gx, float* gw, float* gb,
+                                   int B, int C, i64 HW) {
+    __shared__ float scratch[32];
+    int c = blockIdx.x;
+    i64 n = (i64)B * HW;
+    float mu = save_mean[c], r = save_invstd[c], sg = 0.0f, sgx = 0.0f;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) {
+        i64 at = ((i / HW) * C + c) * HW + i % HW;
+        float g = gy[at];
+        sg += g;
+        sgx += g * (x[at] - mu) * r;
+    }
+    sg = block_sum(sg, scratch);
+    sgx = block_sum(sgx, scratch);
+    if (threadIdx.x == 0) {
+        if (gw) gw[c] += sgx;
+        if (gb) gb[c] += sg;
+    }
+    if (!gx) return;
+    float k = w[c] * r / (float)n;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) {
+        i64 at = ((i / HW) * C + c) * HW + i % HW;
+        gx[at] += k * ((float)n * gy[at] - sg - (x[at] - mu) * r * sgx);
+    }
+}

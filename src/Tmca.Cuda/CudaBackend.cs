@@ -12,8 +12,9 @@ namespace Tmca.Cuda;
 /// off by default so results match the CPU to float32 precision; <see cref="Tf32"/> turns it on). It talks to
 /// the device only through <see cref="IDeviceRuntime"/>: a real GPU (<see cref="DriverRuntime"/>) or the CUDA
 /// simulator (<see cref="SimRuntime"/>, `--device cuda-sim`), which runs the same kernels on the CPU.
-/// The ops live in Ops/, one file per family, mirroring Tmca.Engine/Cpu/. An op without a kernel yet throws
-/// <see cref="NotSupportedException"/> naming itself — no silent CPU fallback.
+/// The ops live in Ops/, one file per family, mirroring Tmca.Engine/Cpu/: every IBackend primitive has a kernel.
+/// What a kernel cannot do (float64, InfoNCE over more than 1024 pairs) throws <see cref="NotSupportedException"/>
+/// naming itself — no silent CPU fallback.
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend, IDisposable
 {
@@ -174,7 +175,4 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         }
     }
 
-    internal static NotSupportedException Unsupported(string op) =>
-        new($"{op} has no CUDA kernel yet: the CUDA backend covers elementwise ops, reductions, softmax, last-axis layer norm, " +
-            "embedding, permute/concat, AdamW and GEMM so far (use --device cpu for the rest)");
 }

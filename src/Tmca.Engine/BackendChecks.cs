@@ -64,4 +64,26 @@ public static class BackendChecks
         long last = off + (batch - 1) * stride + size;
         if (off < 0 || stride < 0 || last > t.Numel) throw new ArgumentException($"gemm: operand {name} ({t.Numel} elements) read up to {last}");
     }
+
+    /// <summary>conv2d geometry: x: B×C×H×W, w: O×(C/groups)×kh×kw → (B, C, H, W, O, kh, kw, Ho, Wo).</summary>
+    public static (int B, int C, int H, int W, int O, int Kh, int Kw, int Ho, int Wo) Conv(Tensor x, Tensor w, int stride, int pad, int groups)
+    {
+        if (x.Rank != 4 || w.Rank != 4) throw new ArgumentException($"conv2d: x {Shape.Format(x.Shape)} and w {Shape.Format(w.Shape)} must be 4-d");
+        int B = x.Shape[0], C = x.Shape[1], H = x.Shape[2], W = x.Shape[3];
+        int O = w.Shape[0], kh = w.Shape[2], kw = w.Shape[3];
+        if (groups < 1 || C % groups != 0 || O % groups != 0 || w.Shape[1] != C / groups)
+            throw new ArgumentException($"conv2d: x {Shape.Format(x.Shape)}, w {Shape.Format(w.Shape)} and groups {groups} do not agree");
+        if (stride < 1 || pad < 0) throw new ArgumentException($"conv2d: stride {stride}, pad {pad}");
+        int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
+        if (Ho <= 0 || Wo <= 0) throw new ArgumentException($"conv2d: kernel {kh}×{kw} larger than padded input {H}×{W}");
+        return (B, C, H, W, O, kh, kw, Ho, Wo);
+    }
+
+    /// <summary>conv_transpose2d geometry (kernel = stride = k): x: B×C×H×W, w: C×O×k×k → (B, C, H, W, O).</summary>
+    public static (int B, int C, int H, int W, int O) ConvTranspose(Tensor x, Tensor w, int k)
+    {
+        if (x.Rank != 4 || w.Rank != 4 || w.Shape[0] != x.Shape[1] || w.Shape[2] != k || w.Shape[3] != k || k < 1)
+            throw new ArgumentException($"conv_transpose2d: x {Shape.Format(x.Shape)}, w {Shape.Format(w.Shape)}, k {k} do not agree");
+        return (x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], w.Shape[1]);
+    }
 }

@@ -56,6 +56,7 @@ public static class NativeStructs
     {
         ["Shape8"] = typeof(Shape8),
         ["AdamSlot"] = typeof(AdamSlotNative),
+        ["ConvGeom"] = typeof(ConvGeom),
     };
 
     public static string NameOf(Type t) => ByName.FirstOrDefault(kv => kv.Value == t).Key
@@ -79,6 +80,15 @@ public unsafe struct Shape8
         for (int i = 0; i < dims.Length; i++) { s.Dims[i] = dims[i]; s.S0[i] = s0[i]; s.S1[i] = s1?[i] ?? 0; }
         return s;
     }
+}
+
+/// <summary>A convolution's geometry, passed to the conv.cu kernels by value (conv.cu's ConvGeom). For a transposed
+/// convolution C, O, H, W are the input's and Kh = Kw = Stride = k.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct ConvGeom
+{
+    public int B, C, H, W, O, Kh, Kw, Ho, Wo, Stride, Pad, Groups;
+    public override string ToString() => $"x {B}×{C}×{H}×{W}, w {O}×{C / Math.Max(1, Groups)}×{Kh}×{Kw}, stride {Stride}, pad {Pad}, groups {Groups} → {B}×{O}×{Ho}×{Wo}";
 }
 
 /// <summary>Slot of the multi-tensor AdamW kernel (adamw.cu's AdamSlot).</summary>

@@ -91,16 +91,22 @@ public static partial class KernelSignatures
                 var fields = new List<(string, string, int)>();
                 foreach (var stmt in m.Groups[2].Value.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 {
-                    // "i64 dims[MAX_RANK]" or "float* p" or "int decay"; one declarator per statement, or several names
-                    var am = Regex.Match(stmt, @"^(.*?)(\w+)\s*(?:\[(\w+)\])?$");
-                    if (!am.Success) throw new FormatException($"struct {m.Groups[1].Value}: cannot read field '{stmt}'");
-                    var type = Normalise(am.Groups[1].Value);
-                    var name = am.Groups[2].Value;
-                    int count = 1;
-                    if (am.Groups[3].Success)
-                        count = int.TryParse(am.Groups[3].Value, out var n) ? n : defines.TryGetValue(am.Groups[3].Value, out var dn) ? dn
-                                : throw new FormatException($"struct {m.Groups[1].Value}: unknown array length {am.Groups[3].Value}");
-                    fields.Add((type, name, count));
+                    // "i64 dims[MAX_RANK]", "float* p", or several declarators sharing a type: "int B, C, H"
+                    var parts = stmt.Split(',', StringSplitOptions.TrimEntries);
+                    var first = Regex.Match(parts[0], @"^(.*?)(\w+)\s*(?:\[(\w+)\])?$");
+                    if (!first.Success) throw new FormatException($"struct {m.Groups[1].Value}: cannot read field '{stmt}'");
+                    var type = Normalise(first.Groups[1].Value);
+                    foreach (var part in parts)
+                    {
+                        var dm = part == parts[0] ? first : Regex.Match(part, @"^(\**)\s*(\w+)\s*(?:\[(\w+)\])?$");
+                        if (!dm.Success) throw new FormatException($"struct {m.Groups[1].Value}: cannot read declarator '{part}'");
+                        var t = part == parts[0] ? type : Normalise(type.TrimEnd('*') + dm.Groups[1].Value);
+                        int count = 1;
+                        if (dm.Groups[3].Success)
+                            count = int.TryParse(dm.Groups[3].Value, out var n) ? n : defines.TryGetValue(dm.Groups[3].Value, out var dn) ? dn
+                                    : throw new FormatException($"struct {m.Groups[1].Value}: unknown array length {dm.Groups[3].Value}");
+                        fields.Add((t, dm.Groups[2].Value, count));
+                    }
                 }
                 result[m.Groups[1].Value] = new CStruct(m.Groups[1].Value, fields.ToArray());
             }

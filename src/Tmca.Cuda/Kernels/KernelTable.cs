@@ -36,6 +36,41 @@ public static class K
     public static readonly KernelDescriptor LayerNormBackwardDwDbPartial = new("norm.cu", "layernorm_backward_dwdb_partial_f32", [CF, CF, CF, CF, PF, PF, L, I, L], LaunchRule.Explicit, 32, 8);
     public static readonly KernelDescriptor LayerNormBackwardDwDbFinal = new("norm.cu", "layernorm_backward_dwdb_final_f32", [CF, CF, PF, PF, I, I], LaunchRule.ThreadPerItem);
 
+    // ---- norm.cu: layer norm over channels (x: outer × C × inner) and batch norm (x: B × C × HW) ----
+    public static readonly KernelDescriptor LayerNormCf = new("norm.cu", "layernorm_cf_f32", [CF, CF, CF, PF, PF, PF, L, I, L, F], LaunchRule.GridStride);
+    public static readonly KernelDescriptor LayerNormCfBackwardDx = new("norm.cu", "layernorm_cf_backward_dx_f32", [CF, CF, CF, CF, CF, PF, L, I, L], LaunchRule.GridStride);
+    /// <summary>One block per channel.</summary>
+    public static readonly KernelDescriptor LayerNormCfBackwardDwDb = new("norm.cu", "layernorm_cf_backward_dwdb_f32", [CF, CF, CF, CF, PF, PF, L, I, L], LaunchRule.Explicit);
+    /// <summary>One block per channel.</summary>
+    public static readonly KernelDescriptor BatchNormTrain = new("norm.cu", "batchnorm_train_f32", [CF, CF, CF, PF, PF, PF, PF, PF, I, I, L, F, F], LaunchRule.Explicit);
+    public static readonly KernelDescriptor BatchNormEval = new("norm.cu", "batchnorm_eval_f32", [CF, CF, CF, PF, CF, CF, I, L, L, F], LaunchRule.GridStride);
+    /// <summary>One block per channel.</summary>
+    public static readonly KernelDescriptor BatchNormBackward = new("norm.cu", "batchnorm_backward_f32", [CF, CF, CF, CF, CF, PF, PF, PF, I, I, L], LaunchRule.Explicit);
+
+    // ---- conv.cu: dense and transposed convolutions as one implicit GEMM; grid (ceil(N/64), ceil(M/64), groups·splits) ----
+    public static readonly KernelDescriptor Conv2dForward = new("conv.cu", "conv2d_forward_f32", ["ConvGeom", CF, CF, CF, PF], LaunchRule.Explicit);
+    public static readonly KernelDescriptor Conv2dBackwardData = new("conv.cu", "conv2d_backward_data_f32", ["ConvGeom", CF, CF, PF], LaunchRule.Explicit);
+    public static readonly KernelDescriptor Conv2dBackwardWeight = new("conv.cu", "conv2d_backward_weight_f32", ["ConvGeom", CF, CF, PF, I], LaunchRule.Explicit);
+    public static readonly KernelDescriptor AddSplitPartials = new("conv.cu", "add_split_partials_f32", [CF, PF, I, L], LaunchRule.GridStride);
+    public static readonly KernelDescriptor ConvTranspose2dForward = new("conv.cu", "conv_transpose2d_forward_f32", ["ConvGeom", CF, CF, CF, PF], LaunchRule.Explicit);
+    public static readonly KernelDescriptor ConvTranspose2dBackwardData = new("conv.cu", "conv_transpose2d_backward_data_f32", ["ConvGeom", CF, CF, PF], LaunchRule.Explicit);
+    public static readonly KernelDescriptor ConvTranspose2dBackwardWeight = new("conv.cu", "conv_transpose2d_backward_weight_f32", ["ConvGeom", CF, CF, PF, I], LaunchRule.Explicit);
+
+    // ---- depthwise.cu: stride 1, odd k ≤ 7, pad k/2; grid (tiles, B·C) with 16×16 threads / one 128-thread block per channel ----
+    public static readonly KernelDescriptor DepthwiseConv = new("depthwise.cu", "depthwise_conv_f32", [CF, CF, CF, PF, I, I, I, I, I, I], LaunchRule.Explicit, 16, 16);
+    public static readonly KernelDescriptor DepthwiseConvBackwardWeight = new("depthwise.cu", "depthwise_conv_backward_weight_f32", [CF, CF, PF, I, I, I, I, I], LaunchRule.Explicit, 128);
+
+    // ---- l2normalize.cu: one warp per row ----
+    public static readonly KernelDescriptor L2Normalize = new("l2normalize.cu", "l2normalize_f32", [CF, PF, PF, L, I, F], LaunchRule.WarpPerRow);
+    public static readonly KernelDescriptor L2NormalizeBackward = new("l2normalize.cu", "l2normalize_backward_f32", [CF, CF, CF, PF, L, I, F], LaunchRule.WarpPerRow);
+
+    // ---- losses.cu: single-block reductions (deterministic), gradients read the loss gradient on the device ----
+    public static readonly KernelDescriptor BceWithLogits = new("losses.cu", "bce_with_logits_f32", [CF, CF, PF, L], LaunchRule.Explicit, 1024);
+    public static readonly KernelDescriptor BceWithLogitsBackward = new("losses.cu", "bce_with_logits_backward_f32", [CF, CF, CF, PF, L], LaunchRule.GridStride);
+    /// <summary>One block of ≥ B threads (a multiple of 32).</summary>
+    public static readonly KernelDescriptor InfoNce = new("losses.cu", "infonce_f32", [CF, "const unsigned char*", PF, PF, PF, I], LaunchRule.Explicit);
+    public static readonly KernelDescriptor InfoNceBackward = new("losses.cu", "infonce_backward_f32", [CF, CF, CF, PF, I], LaunchRule.GridStride);
+
     // ---- embedding.cu ----
     public static readonly KernelDescriptor Embedding = new("embedding.cu", "embedding_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);
     public static readonly KernelDescriptor EmbeddingBackward = new("embedding.cu", "embedding_backward_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);

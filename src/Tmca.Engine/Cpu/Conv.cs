@@ -22,13 +22,7 @@ public sealed partial class CpuBackend
 
     private static ConvGeom Geometry(Tensor x, Tensor w, int stride, int pad, int groups)
     {
-        if (x.Rank != 4 || w.Rank != 4) throw new ArgumentException($"conv2d: x {Shape.Format(x.Shape)} and w {Shape.Format(w.Shape)} must be 4-d");
-        int B = x.Shape[0], C = x.Shape[1], H = x.Shape[2], W = x.Shape[3];
-        int O = w.Shape[0], kh = w.Shape[2], kw = w.Shape[3];
-        if (groups < 1 || C % groups != 0 || O % groups != 0 || w.Shape[1] != C / groups)
-            throw new ArgumentException($"conv2d: x {Shape.Format(x.Shape)}, w {Shape.Format(w.Shape)} and groups {groups} do not agree");
-        int Ho = (H + 2 * pad - kh) / stride + 1, Wo = (W + 2 * pad - kw) / stride + 1;
-        if (Ho <= 0 || Wo <= 0) throw new ArgumentException($"conv2d: kernel {kh}×{kw} larger than padded input {H}×{W}");
+        var (B, C, H, W, O, kh, kw, Ho, Wo) = BackendChecks.Conv(x, w, stride, pad, groups);
         return new ConvGeom(B, C, H, W, O, kh, kw, Ho, Wo, stride, pad, groups);
     }
 
@@ -412,12 +406,7 @@ public sealed partial class CpuBackend
         else ConvTBackwardRef(B, C, H, W, O, k, A<double>(x), A<double>(w), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb));
     }
 
-    private static (int, int, int, int, int) TransposeGeometry(Tensor x, Tensor w, int k)
-    {
-        if (x.Rank != 4 || w.Rank != 4 || w.Shape[0] != x.Shape[1] || w.Shape[2] != k || w.Shape[3] != k)
-            throw new ArgumentException($"conv_transpose2d: x {Shape.Format(x.Shape)}, w {Shape.Format(w.Shape)}, k {k} do not agree");
-        return (x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], w.Shape[1]);
-    }
+    private static (int, int, int, int, int) TransposeGeometry(Tensor x, Tensor w, int k) => BackendChecks.ConvTranspose(x, w, k);
 
     // z_b [(o,di,dj) × (i,j)] = wᵀ [(o,di,dj) × c] · x_b [c × (i,j)], then y[b, o, k·i+di, k·j+dj] = z_b + bias[o].
     private static void ConvTRef<T>(int B, int C, int H, int W, int O, int k, T[] x, T[] w, T[]? b, T[] y) where T : unmanaged, IFloatingPointIeee754<T>

@@ -268,11 +268,126 @@ public class DeviceParityTests
     public void TheDeviceSaysWhatItIs() => Assert.False(string.IsNullOrWhiteSpace(Device.Require().Describe()));
 
     [Fact]
-    public void UnsupportedOpsSayWhatIsMissing()
+    public void UnsupportedCasesSayWhatIsMissing()
     {
         var gpu = Device.Require();
-        var x = Tensor.Zeros([1, 3, 8, 8], DType.F32, gpu);
-        var e = Assert.Throws<NotSupportedException>(() => Ops.Conv2d(x, Tensor.Zeros([4, 3, 3, 3], DType.F32, gpu)));
-        Assert.Contains("conv2d", e.Message);
+        var e = Assert.Throws<NotSupportedException>(() => Tensor.Zeros([2, 3], DType.F64, gpu));
+        Assert.Contains("F64", e.Message);
+        var z = Tensor.Zeros([1100, 1100], DType.F32, gpu);
+        var same = Tensor.Zeros([1100, 1100], DType.U8, gpu);
+        Assert.Contains("InfoNCE over a batch of 1100", Assert.Throws<NotSupportedException>(() => Ops.InfoNce(z, same)).Message);
+    }
+
+    // ---- convolutions: every shape the model uses, and the general paths ----
+
+    public static TheoryData<string, int[], int[], int, int, int, bool> Convolutions => new()
+    {
+        // name, x, w, stride, pad, groups, bias
+        { "stem k=stride=4", [2, 3, 16, 16], [8, 3, 4, 4], 4, 0, 1, true },
+        { "downsample 2x2/2", [2, 8, 8, 8], [16, 8, 2, 2], 2, 0, 1, true },
+        { "decoder 3x3 pad 1", [2, 12, 9, 11], [7, 12, 3, 3], 1, 1, 1, true },
+        { "head 1x1", [3, 16, 6, 6], [1, 16, 1, 1], 1, 0, 1, true },
+        { "pointwise MLP 1x1", [2, 8, 5, 5], [32, 8, 1, 1], 1, 0, 1, false },
+        { "depthwise 7x7 pad 3", [2, 6, 13, 10], [6, 1, 7, 7], 1, 3, 6, true },
+        { "depthwise 3x3 pad 1", [1, 4, 20, 18], [4, 1, 3, 3], 1, 1, 4, false },
+        { "depthwise 3x3 stride 2 (general path)", [2, 4, 9, 9], [4, 1, 3, 3], 2, 1, 4, true },
+        { "grouped 3x3 stride 2 pad 2", [2, 6, 11, 9], [9, 2, 3, 3], 2, 2, 3, true },
+        { "more than one tile in every direction", [2, 70, 12, 12], [80, 70, 3, 3], 1, 1, 1, true },
+    };
+
+    [Theory, MemberData(nameof(Convolutions))]
+    public void Conv2d(string name, int[] x, int[] w, int stride, int pad, int groups, bool bias)
+    {
+        var r = new Rng(name.Length);
+        Tensor[] inputs = bias ? [r.F32(x), r.F32(w, 0.3), r.F32([w[0]])] : [r.F32(x), r.F32(w, 0.3)];
+        Parity($"conv2d {name}", t => Ops.Conv2d(t[0], t[1], bias ? t[2] : null, stride, pad, groups), inputs);
+    }
+
+    [Theory]
+    [InlineData(2, 2, 5, 3, 3)]
+    [InlineData(3, 1, 4, 7, 6)]
+    [InlineData(2, 3, 3, 33, 2)]
+    public void ConvTranspose2d(int k, int b, int c, int o, int h)
+    {
+        var r = new Rng(k * 10 + o);
+        Parity($"conv_transpose2d k={k}", t => Ops.ConvTranspose2d(t[0], t[1], t[2], k), [r.F32([b, c, h, h + 1]), r.F32([c, o, k, k], 0.3), r.F32([o])]);
+    }
+
+    [Fact]
+    public void ConvWeightGradientOverManyKSlices()
+    {
+        // B·Ho·Wo = 8·40·40 = 12,800 products per weight: the gradient is summed in several K slices
+        var r = new Rng(31);
+        Parity("conv2d 3x3 long K", t => Ops.Conv2d(t[0], t[1], t[2], 1, 1, 1), [r.F32([8, 4, 40, 40]), r.F32([5, 4, 3, 3], 0.3), r.F32([5])]);
+    }
+
+    // ---- normalisation and losses ----
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void BatchNorm(bool training)
+    {
+        var gpu = Device.Require();
+        var r = new Rng(training ? 41 : 42);
+        var (rmCpu, rvCpu) = (r.F32([6], 0.5), Tensor.FromArray(Enumerable.Range(0, 6).Select(i => 0.5f + i * 0.25f).ToArray(), 6));
+        var (rmGpu, rvGpu) = (rmCpu.To(gpu), rvCpu.To(gpu));
+        Parity($"batch_norm training={training}", t => Ops.BatchNorm2d(t[0], t[1], t[2], t[0].Device == DeviceKind.Cpu ? rmCpu : rmGpu,
+                                                                      t[0].Device == DeviceKind.Cpu ? rvCpu : rvGpu, training, 1e-5, 0.1),
+               [r.F32([3, 6, 7, 5], 2.0), r.F32([6]), r.F32([6])]);
+        // the running statistics moved the same way on both sides
+        Assert.True(Comparison.Of("running mean", ToleranceKind.Forward, rmGpu.To(CpuBackend.Instance), rmCpu).Pass);
+        Assert.True(Comparison.Of("running var", ToleranceKind.Forward, rvGpu.To(CpuBackend.Instance), rvCpu).Pass);
+    }
+
+    [Fact]
+    public void LayerNormChannelsFirst()
+    {
+        var r = new Rng(43);
+        Parity("layer_norm channels-first", t => Ops.LayerNormChannelsFirst(t[0], t[1], t[2], 1e-6), [r.F32([2, 24, 9, 7], 2.0), r.F32([24]), r.F32([24])]);
+        Parity("layer_norm channels-first, no affine", t => Ops.LayerNormChannelsFirst(t[0], null, null, 1e-6), [r.F32([3, 5, 4, 4], 2.0)]);
+    }
+
+    [Fact]
+    public void L2Normalize()
+    {
+        var r = new Rng(44);
+        Parity("l2_normalize", t => Ops.L2Normalize(t[0]), [r.F32([7, 33])]);
+        var x = r.F32([4, 40]);
+        var data = x.ToArray<float>();
+        for (int j = 0; j < 40; j++) data[40 + j] = 1e-9f;   // a row below eps: the clamped branch
+        Parity("l2_normalize clamped row", t => Ops.L2Normalize(t[0], 1e-6), [Tensor.FromArray(data, 4, 40)]);
+    }
+
+    [Fact]
+    public void BceAndDice()
+    {
+        var r = new Rng(45);
+        var t = Tensor.FromArray(Enumerable.Range(0, 2 * 1 * 17 * 19).Select(i => i % 3 == 0 ? 1f : 0f).ToArray(), 2, 1, 17, 19);
+        Parity("bce_with_logits", x => Ops.BceWithLogits(x[0], x[1]), [r.F32([2, 1, 17, 19], 3.0), t]);
+        Parity("soft_dice", x => Ops.SoftDiceLoss(x[0], x[1]), [r.F32([2, 1, 17, 19], 3.0), t]);
+        Parity("bce_with_logits soft targets", x => Ops.BceWithLogits(x[0], x[1]), [r.F32([5000], 3.0), Tensor.FromArray(Enumerable.Range(0, 5000).Select(i => (i % 7) / 6f).ToArray(), 5000)]);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void InfoNceWithIdenticalReports(bool someIdentical)
+    {
+        var gpu = Device.Require();
+        int b = 6;
+        var same = new byte[b * b];
+        if (someIdentical) { same[0 * b + 3] = same[3 * b + 0] = 1; same[2 * b + 5] = same[5 * b + 2] = 1; }
+        var cpuSame = Tensor.FromArray(same, b, b);
+        var gpuSame = cpuSame.To(gpu, persistent: true);
+        Parity($"infonce identical={someIdentical}", t => Ops.InfoNce(t[0], t[0].Device == DeviceKind.Cpu ? cpuSame : gpuSame), [new Rng(46).F32([b, b], 3.0)]);
+    }
+
+    [Fact]
+    public void PoolingAndPixelShuffle()
+    {
+        var r = new Rng(47);
+        Parity("avg_pool2d", t => Ops.AvgPool2d(t[0], 4), [r.F32([2, 3, 16, 12])]);
+        Parity("pixel_shuffle", t => Ops.PixelShuffle(t[0], 2), [r.F32([2, 12, 5, 4])]);
     }
 }

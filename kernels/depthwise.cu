@@ -1,0 +1,69 @@
+// depthwise.cu — depthwise convolution (groups = C = O), stride 1, odd k, pad = k/2: ConvNeXt's 7×7
+// (CPU reference: Tmca.Engine/Cpu/Conv.cs, DepthwiseForward/Backward). x, y, gy, gx: B×C×H×W; w: C×1×k×k.
+#include "common.cuh"
+
+#define DW_TILE 16
+#define DW_MAXK 7
+
+// One block of 16×16 threads per 16×16 output tile of one (b, c) plane; the input tile with its halo
+// ((16 + k − 1)², zero outside the image) and the k×k filter go through shared memory, then each thread
+// computes one output. With flip = 1 the filter is rotated by 180° and the result added: that is the input
+// gradient gx += corr(gy, rot180(w)), the same shape of computation (stride 1, symmetric padding).
+// grid: (ceil(W/16)·ceil(H/16), B·C)
+KERNEL void depthwise_conv_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
+                               int C, int H, int W, int k, int flip, int accumulate) {
+    __shared__ float tile[DW_TILE + DW_MAXK - 1][DW_TILE + DW_MAXK - 1];
+    __shared__ float f[DW_MAXK * DW_MAXK];
+    int tilesX = (W + DW_TILE - 1) / DW_TILE;
+    int tileY = blockIdx.x / tilesX, tileX = blockIdx.x % tilesX;
+    int plane = blockIdx.y, c = plane % C, pad = k / 2, span = DW_TILE + k - 1;
+    const float* xp = x + (i64)plane * H * W;
+    int y0 = tileY * DW_TILE - pad, x0 = tileX * DW_TILE - pad;
+    int t = threadIdx.y * DW_TILE + threadIdx.x;
+    for (int i = t; i < span * span; i += DW_TILE * DW_TILE) {
+        int ty = i / span, tx = i % span, iy = y0 + ty, ix = x0 + tx;
+        tile[ty][tx] = iy >= 0 && iy < H && ix >= 0 && ix < W ? xp[(i64)iy * W + ix] : 0.0f;
+    }
+    for (int i = t; i < k * k; i += DW_TILE * DW_TILE) f[i] = w[(i64)c * k * k + (flip ? k * k - 1 - i : i)];
+    __syncthreads();
+    int oy = tileY * DW_TILE + threadIdx.y, ox = tileX * DW_TILE + threadIdx.x;
+    if (oy >= H || ox >= W) return;
+    float s = 0.0f;
+    for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) s += f[ky * k + kx] * tile[threadIdx.y + ky][threadIdx.x + kx];
+    if (bias) s += bias[c];
+    float* out = y + (i64)plane * H * W + (i64)oy * W + ox;
+    *out = accumulate ? *out + s : s;
+}
+
+// gw[c, ky, kx] += Σ_(b,y,x) gy[b, c, y, x]·x[b, c, y + ky − pad, x + kx − pad]. One block of 128 threads per
+// channel: each thread sums its share of (b, y, x) for all k·k taps, then thread j < k·k adds up tap j's 128
+// partials in order (deterministic). grid: C
+KERNEL void depthwise_conv_backward_weight_f32(const float* __restrict__ x, const float* __restrict__ gy, float* __restrict__ gw,
+                                               int B, int C, int H, int W, int k) {
+    __shared__ float part[DW_MAXK * DW_MAXK][128];
+    int c = blockIdx.x, pad = k / 2, kk = k * k;
+    float acc[DW_MAXK * DW_MAXK];
+    for (int j = 0; j < kk; ++j) acc[j] = 0.0f;
+    i64 n = (i64)B * H * W;
+    for (i64 i = threadIdx.x; i < n; i += blockDim.x) {
+        int bi = (int)(i / ((i64)H * W)), p = (int)(i % ((i64)H * W)), yy = p / W, xx = p % W;
+        i64 plane = ((i64)bi * C + c) * H * W;
+        float g = gy[plane + p];
+        for (int ky = 0; ky < k; ++ky) {
+            int iy = yy + ky - pad;
+            if (iy < 0 || iy >= H) continue;
+            for (int kx = 0; kx < k; ++kx) {
+                int ix = xx + kx - pad;
+                if (ix >= 0 && ix < W) acc[ky * k + kx] += g * x[plane + (i64)iy * W + ix];
+            }
+        }
+    }
+    for (int j = 0; j < kk; ++j) part[j][threadIdx.x] = acc[j];
+    __syncthreads();
+    if (threadIdx.x < kk) {
+        float s = 0.0f;
+        for (int t = 0; t < (int)blockDim.x; ++t) s += part[threadIdx.x][t];
+        gw[(i64)c * kk + threadIdx.x] += s;
+    }
+}
