@@ -3,6 +3,7 @@ using Tmca.Cli;
 using Tmca.Data;
 using Tmca.Data.Synthetic;
 using Tmca.Engine;
+using Tmca.Engine.Verification;
 using Tmca.Model;
 using Tmca.Tests.Data;
 using Tmca.Training;
@@ -39,6 +40,34 @@ public class TrainingTests
     {
         var f = SafetensorsFile.Open(path);
         return f.Names.ToDictionary(n => n, n => f.Load(n).ToDoubles());
+    }
+
+    /// <summary>The same seeded run on the CPU and on the CUDA backend (the GPU, or the simulator in CI): the same
+    /// batches, the same per-step losses to float32 precision, then the same kind of run folder.</summary>
+    [Fact]
+    public void TrainingOnTheCudaBackendFollowsTheCpu()
+    {
+        var device = Tmca.Tests.Cuda.Device.Require();
+        using var d = new TempDir();
+        var o = Options(d["opts"], 1) with { MaxSteps = 4 };
+        Trainer.Run(o, Data.Value, d["cpu"], new SilentReporter(), CpuBackend.Instance);
+        var r = Trainer.Run(o, Data.Value, d["cuda"], new SilentReporter(), device);
+        double[] Losses(string run, string key) => File.ReadAllLines(Path.Combine(run, "steps.jsonl"))
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty(key).GetDouble()).ToArray();
+        foreach (var key in new[] { "loss", "bce", "dice_loss", "nce", "pix" })
+        {
+            var (cpu, cuda) = (Losses(d["cpu"], key), Losses(d["cuda"], key));
+            Assert.True(cpu.Length >= 3, $"{cpu.Length} steps");
+            Assert.Equal(cpu.Length, cuda.Length);
+            for (int i = 0; i < cpu.Length; i++)
+                Assert.True(Math.Abs(cpu[i] - cuda[i]) <= 1e-4 + 1e-3 * Math.Abs(cpu[i]), $"step {i + 1} {key}: CPU {cpu[i]:R}, CUDA {cuda[i]:R}");
+        }
+        // the checkpoint written from the device loads on the CPU, with the trained (moved) weights
+        var cpuBest = Tensors(Path.Combine(d["cpu"], "checkpoints", "best.safetensors"));
+        var cudaBest = Tensors(r.BestCheckpoint);
+        Assert.Equal(cpuBest.Keys.Order(), cudaBest.Keys.Order());
+        foreach (var name in new[] { "image_encoder.embeddings.patch_embeddings.weight", "image_encoder.encoder.stages.0.layers.0.dwconv.weight" })
+            Assert.True(Comparison.Of(name, ToleranceKind.Gradient, Tensor.FromArray(cudaBest[name]), Tensor.FromArray(cpuBest[name])).Pass, name);
     }
 
     [Fact]
