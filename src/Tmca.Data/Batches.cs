@@ -39,7 +39,12 @@ public sealed record Augmentation(double ZoomProbability = 0.1, double ZoomMin =
 }
 
 /// <summary>One batch as tensors (spec §2): image B×C×S×S, token ids and attention mask B×L (I64), gt B×1×S×S or null.</summary>
-public sealed record Batch(Tensor Image, Tensor Ids, Tensor Mask, Tensor? Gt);
+/// <see cref="HostIds"/> and <see cref="HostMask"/> are the ids and mask as host arrays, for what is built from them.
+public sealed record Batch(Tensor Image, Tensor Ids, Tensor Mask, Tensor? Gt)
+{
+    public long[]? HostIds { get; init; }
+    public long[]? HostMask { get; init; }
+}
 
 /// <summary>Assembles batches from prepared samples.</summary>
 public static class Batches
@@ -73,6 +78,7 @@ public static class Batches
         }
         Tensor Up(Tensor t) => backend is CpuBackend ? t : t.To(backend);
         return new Batch(Up(Tensor.FromArray(image, B, channels, S, S)), Up(Tensor.FromArray(ids, B, L)),
-                             Up(Tensor.FromArray(att, B, L)), Up(Tensor.FromArray(gt, B, 1, S, S)));
+                             Up(Tensor.FromArray(att, B, L)), Up(Tensor.FromArray(gt, B, 1, S, S)))
+        { HostIds = ids, HostMask = att };
     }
 }

@@ -86,4 +86,38 @@ public static class BackendChecks
             throw new ArgumentException($"conv_transpose2d: x {Shape.Format(x.Shape)}, w {Shape.Format(w.Shape)}, k {k} do not agree");
         return (x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], w.Shape[1]);
     }
+
+    /// <summary>The fused target-weighted logits: gt B×1×S×Sw; per level v B×N×d, u B×d, omega B×h×w (N = h·w, h | S,
+    /// w | Sw), vbar B×d; tau 1; z L×B×B.</summary>
+    public static void TargetLogits(Tensor gt, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, Tensor tau,
+                                    IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar, Tensor z)
+    {
+        int L = v.Count;
+        if (L == 0 || u.Count != L || omega.Count != L || vbar.Count != L) throw new ArgumentException("target logits: one v, u, omega and vbar per level");
+        if (gt.Rank != 4 || gt.Shape[1] != 1) throw new ArgumentException($"target logits: gt {Shape.Format(gt.Shape)} must be B×1×S×S");
+        int B = gt.Shape[0];
+        Count(tau, 1, "target logits τ");
+        if (z.Rank != 3 || z.Shape[0] != L || z.Shape[1] != B || z.Shape[2] != B) throw new ArgumentException($"target logits: z {Shape.Format(z.Shape)} should be [{L}, {B}, {B}]");
+        for (int l = 0; l < L; l++)
+        {
+            if (v[l].Rank != 3 || v[l].Shape[0] != B) throw new ArgumentException($"target logits: v[{l}] {Shape.Format(v[l].Shape)} should be B×N×d");
+            int d = v[l].Shape[2];
+            if (u[l].Rank != 2 || u[l].Shape[0] != B || u[l].Shape[1] != d) throw new ArgumentException($"target logits: u[{l}] {Shape.Format(u[l].Shape)} should be [{B}, {d}]");
+            if (omega[l].Rank != 3 || omega[l].Shape[0] != B || (long)omega[l].Shape[1] * omega[l].Shape[2] != v[l].Shape[1])
+                throw new ArgumentException($"target logits: omega[{l}] {Shape.Format(omega[l].Shape)} is not the B×h×w grid of v[{l}] {Shape.Format(v[l].Shape)}");
+            if (gt.Shape[2] % omega[l].Shape[1] != 0 || gt.Shape[3] % omega[l].Shape[2] != 0)
+                throw new ArgumentException($"target logits: gt {Shape.Format(gt.Shape)} does not pool evenly to the {omega[l].Shape[1]}×{omega[l].Shape[2]} grid of level {l}");
+            if (vbar[l].Numel != (long)B * d) throw new ArgumentException($"target logits: vbar[{l}] {Shape.Format(vbar[l].Shape)} should be [{B}, {d}]");
+        }
+    }
+
+    /// <summary>The fused multi-level InfoNCE: z L×B×B, same U8 B×B, loss L+1, pRow/pCol L×B×B.</summary>
+    public static void MultiLevelInfoNce(Tensor z, Tensor same, Tensor loss, Tensor pRow, Tensor pCol)
+    {
+        if (z.Rank != 3 || z.Shape[1] != z.Shape[2]) throw new ArgumentException($"multi-level InfoNCE: z must be L×B×B, got {Shape.Format(z.Shape)}");
+        int B = z.Shape[1];
+        if (same.DType != DType.U8 || same.Numel != (long)B * B) throw new ArgumentException("multi-level InfoNCE: same-report mask must be U8 B×B");
+        Count(loss, z.Shape[0] + 1, "multi-level InfoNCE losses");
+        Same(z, pRow, "multi-level InfoNCE"); Same(z, pCol, "multi-level InfoNCE");
+    }
 }

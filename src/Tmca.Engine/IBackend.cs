@@ -127,6 +127,23 @@ public interface IBackend
     void InfoNce(Tensor z, Tensor same, Tensor loss, Tensor pRow, Tensor pCol);
     void InfoNceBackward(Tensor pRow, Tensor pCol, Tensor gLoss, Tensor gz);
 
+    // ---- TMCA, fused (spec §5, §8; CPU twins in Cpu/Tmca.cs, kernels in kernels/tmca.cu) ---------------
+    /// <summary>
+    /// Target-weighted contrastive logits of every level at once: gt B×1×S×S; per level v[l] B×N×d (unit pixel
+    /// embeddings on the h×w grid that omega[l], B×h×w, has), u[l] B×d (unit text embeddings); tau [1] →
+    /// z L×B×B, z[l,i,j] = ⟨Σ_p ω_i(p)·v[l][i,p], u[l][j]⟩/τ, ω from gt average-pooled to the grid (uniform when
+    /// global or without target). Saves omega[l] and vbar[l] (B×d) for backward.
+    /// </summary>
+    void TargetLogits(Tensor gt, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, Tensor tau, bool global,
+                      IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar, Tensor z);
+    /// <summary>Accumulates into gv[l], gu[l] and gtau (any may be null) from gz: L×B×B.</summary>
+    void TargetLogitsBackward(IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, Tensor tau, IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar,
+                              Tensor z, Tensor gz, IReadOnlyList<Tensor?> gv, IReadOnlyList<Tensor?> gu, Tensor? gtau);
+    /// <summary>Symmetric masked InfoNCE of every level of z (L×B×B) at once: loss [L+1] = (mean over levels, level 0, …);
+    /// pRow, pCol: L×B×B softmaxes saved.</summary>
+    void MultiLevelInfoNce(Tensor z, Tensor same, Tensor loss, Tensor pRow, Tensor pCol);
+    void MultiLevelInfoNceBackward(Tensor pRow, Tensor pCol, Tensor gLoss, Tensor gz);
+
     // ---- optimiser ----------------------------------------------------------------------------------
     /// <summary>One AdamW step over every slot (PyTorch semantics; decay only where slot.Decay).</summary>
     void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep step);

@@ -43,7 +43,7 @@ public sealed class BertEncoder
     }
 
     /// <summary>ids, mask: B×L (I64) → hidden states [embeddings, layer 1, …, layer n], each B×L×hidden.</summary>
-    public Tensor[] Forward(Tensor ids, Tensor mask)
+    public Tensor[] Forward(Tensor ids, Tensor mask, long[]? hostMask = null)
     {
         int B = ids.Shape[0], L = ids.Shape[1];
         if (L > _pos.Value.Shape[0]) throw new ArgumentException($"text of {L} tokens exceeds max_positions {_pos.Value.Shape[0]}");
@@ -51,7 +51,7 @@ public sealed class BertEncoder
         x = Ops.Add(x, Ops.Narrow(_pos.Value, 0, 0, L));                          // + positions 0..L−1
         x = Ops.Add(x, Ops.Narrow(_type.Value, 0, 0, 1));                         // + token type 0
         x = Ops.LayerNorm(x, _lnW.Value, _lnB.Value, Eps);
-        var keyBias = KeyBias(mask, x);
+        var keyBias = KeyBias(mask, x, hostMask);
         var states = new Tensor[_layers.Length + 1];
         states[0] = x;
         for (int i = 0; i < _layers.Length; i++)
@@ -66,10 +66,11 @@ public sealed class BertEncoder
         return states;
     }
 
-    /// <summary>(1 − mask)·float.MinValue, B×L: added to the attention scores of padded keys.</summary>
-    internal static Tensor KeyBias(Tensor mask, Tensor like)
+    /// <summary>(1 − mask)·float.MinValue, B×L: added to the attention scores of padded keys (from the host copy of the
+    /// mask when there is one).</summary>
+    internal static Tensor KeyBias(Tensor mask, Tensor like, long[]? hostMask = null)
     {
-        var m = mask.ToArray<long>();
+        var m = hostMask ?? mask.ToArray<long>();
         var bias = new double[m.Length];
         for (int i = 0; i < m.Length; i++) bias[i] = m[i] == 0 ? float.MinValue : 0.0;
         return HostTensor.From(bias, mask.Shape, like);

@@ -2,8 +2,15 @@ using Tmca.Engine;
 
 namespace Tmca.Model;
 
-/// <summary>One batch of model inputs (spec §2): image B×3×S×S, token ids and attention mask B×L (I64), gt B×1×S×S.</summary>
-public sealed record TmcaBatch(Tensor Image, Tensor Ids, Tensor Mask, Tensor? Gt);
+/// <summary>One batch of model inputs (spec §2): image B×3×S×S, token ids and attention mask B×L (I64), gt B×1×S×S.
+/// <see cref="HostIds"/> and <see cref="HostMask"/>, when the batch was built on the host, are the same ids and mask
+/// as host arrays: what depends only on them (the attention key bias, the text mean weights, the same-report mask)
+/// is built from them instead of being read back from a device in the middle of a step.</summary>
+public sealed record TmcaBatch(Tensor Image, Tensor Ids, Tensor Mask, Tensor? Gt)
+{
+    public long[]? HostIds { get; init; }
+    public long[]? HostMask { get; init; }
+}
 
 /// <summary>What a forward pass produces: logits and the intermediate maps the oracles and the losses need.</summary>
 public sealed class TmcaOutput
@@ -87,10 +94,10 @@ public sealed class TmcaModel
         var enhanced = (Tensor[])feats.Clone();
         if (_text is not null)
         {
-            hidden = _text.Forward(batch.Ids, batch.Mask)[^1];                  // B×L×D
+            hidden = _text.Forward(batch.Ids, batch.Mask, batch.HostMask)[^1];  // B×L×D
             if (_align is not null)
             {
-                var g = MaskedMean(hidden, batch.Mask);                          // B×D
+                var g = MaskedMean(hidden, batch.Mask, batch.HostMask);          // B×D
                 for (int l = 0; l < 4; l++)
                 {
                     var f = feats[l];
@@ -129,19 +136,14 @@ public sealed class TmcaModel
             var targets = TargetWeights(gt, o.Features);
             if (Flags.ContrastiveOn)
             {
-                var same = SameReport(batch.Ids);
+                var same = SameReport(batch.Ids, batch.HostIds);
                 var tau = _align.Temperature(Flags.TauMin);
-                foreach (int l in Flags.Levels)
-                {
-                    // ω: target-weighted (or uniform) pooling weights, B×1×N; v̄ = ω·V: B×d; z = v̄·Uᵀ/τ: B×B
-                    var omega = PoolingWeights(targets[l], global: Flags.Alignment == "global");
-                    int B = omega.Shape[0];
-                    var vbar = Ops.Reshape(Ops.MatMul(omega, o.PixelEmbeddings[l]!), B, -1);
-                    var z = Ops.Div(Ops.MatMul(vbar, o.TextEmbeddings[l]!, transB: true), tau);
-                    nceLevels[l] = Ops.InfoNce(z, same);
-                    nce = nce is null ? nceLevels[l] : Ops.Add(nce, nceLevels[l]!);
-                }
-                nce = Ops.Scale(nce!, 1.0 / Flags.Levels.Length);
+                var levels = Flags.Levels;
+                // the fused kernels: every level's target-weighted logits in one launch, every level's InfoNCE in another
+                var all = ContrastiveLoss.Fused(gt, levels.Select(l => o.PixelEmbeddings[l]!).ToList(), levels.Select(l => o.TextEmbeddings[l]!).ToList(),
+                                                levels.Select(l => (o.Features[l].Shape[2], o.Features[l].Shape[3])).ToList(), tau, Flags.Alignment == "global", same);
+                nce = Ops.Narrow(all, 0, 0, 1);
+                for (int i = 0; i < levels.Length; i++) nceLevels[levels[i]] = Ops.Narrow(all, 0, 1 + i, 1);
                 total = Ops.Add(total, Ops.Scale(nce, Flags.LambdaNce));
             }
             if (Flags.PixelLoss)
@@ -160,11 +162,11 @@ public sealed class TmcaModel
         return losses;
     }
 
-    /// <summary>g = mean of H over the tokens with mask 1: B×L×D → B×D.</summary>
-    private static Tensor MaskedMean(Tensor h, Tensor mask)
+    /// <summary>g = mean of H over the tokens with mask 1: B×L×D → B×D (the weights from the host copy of the mask when there is one).</summary>
+    private static Tensor MaskedMean(Tensor h, Tensor mask, long[]? hostMask)
     {
         int B = h.Shape[0], L = h.Shape[1];
-        var m = mask.ToArray<long>();
+        var m = hostMask ?? mask.ToArray<long>();
         var w = new double[B * L];
         for (int b = 0; b < B; b++)
         {
@@ -187,26 +189,12 @@ public sealed class TmcaModel
         return w;
     }
 
-    /// <summary>ω_b = W_l[b]/ΣW_l[b], or uniform 1/(h·w) when the sample has no target (ΣW ≤ 1e-6) or alignment is global.</summary>
-    private static Tensor PoolingWeights(Tensor wl, bool global)
-    {
-        int B = wl.Shape[0], n = (int)(wl.Numel / B);
-        var v = wl.ToDoubles();
-        var omega = new double[v.Length];
-        for (int b = 0; b < B; b++)
-        {
-            double s = 0;
-            for (int p = 0; p < n; p++) s += v[b * n + p];
-            for (int p = 0; p < n; p++) omega[b * n + p] = global || s <= 1e-6 ? 1.0 / n : v[b * n + p] / s;
-        }
-        return HostTensor.From(omega, [B, 1, n], wl);
-    }
-
-    /// <summary>same[i, j] = 1 when i ≠ j and the two samples' token ids are identical (the same report).</summary>
-    private static Tensor SameReport(Tensor ids)
+    /// <summary>same[i, j] = 1 when i ≠ j and the two samples' token ids are identical (the same report); from the host
+    /// copy of the ids when there is one.</summary>
+    internal static Tensor SameReport(Tensor ids, long[]? hostIds)
     {
         int B = ids.Shape[0], L = ids.Shape[1];
-        var v = ids.ToArray<long>();
+        var v = hostIds ?? ids.ToArray<long>();
         var same = new byte[B * B];
         for (int i = 0; i < B; i++)
             for (int j = 0; j < B; j++)

@@ -59,5 +59,5 @@ public static class DataAdapters
         return new TokenizedReport(e.Ids, e.Mask, e.Truncated);
     };
 
-    public static Tmca.Model.TmcaBatch ForModel(this Batch b) => new(b.Image, b.Ids, b.Mask, b.Gt);
+    public static Tmca.Model.TmcaBatch ForModel(this Batch b) => new(b.Image, b.Ids, b.Mask, b.Gt) { HostIds = b.HostIds, HostMask = b.HostMask };
 }

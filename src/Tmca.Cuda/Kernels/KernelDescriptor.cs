@@ -57,6 +57,7 @@ public static class NativeStructs
         ["Shape8"] = typeof(Shape8),
         ["AdamSlot"] = typeof(AdamSlotNative),
         ["ConvGeom"] = typeof(ConvGeom),
+        ["TmcaLevels"] = typeof(TmcaLevels),
     };
 
     public static string NameOf(Type t) => ByName.FirstOrDefault(kv => kv.Value == t).Key
@@ -89,6 +90,22 @@ public struct ConvGeom
 {
     public int B, C, H, W, O, Kh, Kw, Ho, Wo, Stride, Pad, Groups;
     public override string ToString() => $"x {B}×{C}×{H}×{W}, w {O}×{C / Math.Max(1, Groups)}×{Kh}×{Kw}, stride {Stride}, pad {Pad}, groups {Groups} → {B}×{O}×{Ho}×{Wo}";
+}
+
+/// <summary>Every level of a fused TMCA op, passed by value (tmca.cu's TmcaLevels): up to 4 levels' grids, sizes and pointers.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public unsafe struct TmcaLevels
+{
+    public int Count, B, S, Sw, Global, Pad;
+    public fixed int H[4];
+    public fixed int W[4];
+    public fixed int D[4];
+    public fixed ulong V[4];
+    public fixed ulong U[4];
+    public fixed ulong Omega[4];
+    public fixed ulong Vbar[4];
+    public fixed ulong Gv[4];
+    public fixed ulong Gu[4];
 }
 
 /// <summary>Slot of the multi-tensor AdamW kernel (adamw.cu's AdamSlot).</summary>

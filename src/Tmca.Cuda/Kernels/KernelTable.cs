@@ -71,6 +71,15 @@ public static class K
     public static readonly KernelDescriptor InfoNce = new("losses.cu", "infonce_f32", [CF, "const unsigned char*", PF, PF, PF, I], LaunchRule.Explicit);
     public static readonly KernelDescriptor InfoNceBackward = new("losses.cu", "infonce_backward_f32", [CF, CF, CF, PF, I], LaunchRule.GridStride);
 
+    // ---- tmca.cu: the fused TMCA ops, every level in one launch ----
+    /// <summary>grid (B, levels).</summary>
+    public static readonly KernelDescriptor TargetLogits = new("tmca.cu", "tmca_target_logits_f32", ["TmcaLevels", CF, CF, PF], LaunchRule.Explicit);
+    /// <summary>grid (B, levels); dynamic shared memory: the largest d floats.</summary>
+    public static readonly KernelDescriptor TargetLogitsBackward = new("tmca.cu", "tmca_target_logits_backward_f32", ["TmcaLevels", CF, CF, CF, PF], LaunchRule.Explicit);
+    /// <summary>One block of ≥ B threads.</summary>
+    public static readonly KernelDescriptor MultiLevelInfoNce = new("tmca.cu", "tmca_infonce_multilevel_f32", [CF, "const unsigned char*", PF, PF, PF, I, I], LaunchRule.Explicit);
+    public static readonly KernelDescriptor MultiLevelInfoNceBackward = new("tmca.cu", "tmca_infonce_multilevel_backward_f32", [CF, CF, CF, PF, I, I], LaunchRule.GridStride);
+
     // ---- embedding.cu ----
     public static readonly KernelDescriptor Embedding = new("embedding.cu", "embedding_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);
     public static readonly KernelDescriptor EmbeddingBackward = new("embedding.cu", "embedding_backward_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);

@@ -1,0 +1,138 @@
+// tmca.cu — TMCA's fused kernels (spec §5, §8; CPU twins: Tmca.Engine/Cpu/Tmca.cs). Every level in one launch.
+//   target logits:  gt: B×1×S×Sw; level l: v B×N×d (grid h×w), u B×d → omega B×N, vbar B×d, z[l]: B×B
+//                   ω from gt average-pooled to the grid (uniform if global or Σ ≤ 1e-6), v̄ = Σ_p ω(p)·v[p],
+//                   z[l,i,j] = ⟨v̄_i, u_j⟩/τ
+//   multi-level InfoNCE over z: L×B×B → loss[0] = mean over levels, loss[1 + l] = level l's
+#include "common.cuh"
+
+#define TMCA_LEVELS 4
+struct TmcaLevels {
+    int count, B, S, Sw, global, pad;
+    int h[TMCA_LEVELS]; int w[TMCA_LEVELS]; int d[TMCA_LEVELS];
+    const float* v[TMCA_LEVELS]; const float* u[TMCA_LEVELS];
+    float* omega[TMCA_LEVELS]; float* vbar[TMCA_LEVELS];
+    float* gv[TMCA_LEVELS]; float* gu[TMCA_LEVELS];
+};
+
+// grid (B, levels): block (b, l) pools gt for sample b to level l's grid, normalises the weights, takes the
+// weighted mean of b's pixel vectors and its logits against every text j.
+KERNEL void tmca_target_logits_f32(TmcaLevels t, const float* __restrict__ gt, const float* __restrict__ tau, float* __restrict__ z) {
+    __shared__ float scratch[32];
+    int b = blockIdx.x, l = blockIdx.y, B = t.B;
+    int h = t.h[l], w = t.w[l], n = h * w, d = t.d[l], kh = t.S / h, kw = t.Sw / w;
+    float* om = t.omega[l] + (i64)b * n;
+    const float* g = gt + (i64)b * t.S * t.Sw;
+    float s = 0.0f;
+    for (int p = threadIdx.x; p < n; p += blockDim.x) {
+        int y0 = p / w * kh, x0 = p % w * kw;
+        float c = 0.0f;
+        for (int i = 0; i < kh; ++i) for (int j = 0; j < kw; ++j) c += g[(i64)(y0 + i) * t.Sw + x0 + j];
+        c /= (float)(kh * kw);
+        om[p] = c;
+        s += c;
+    }
+    s = block_sum(s, scratch);   // its barriers also make every om[p] visible to the whole block
+    bool uniform = t.global || s <= 1e-6f;
+    for (int p = threadIdx.x; p < n; p += blockDim.x) om[p] = uniform ? 1.0f / n : om[p] / s;
+    __syncthreads();
+    const float* vb = t.v[l] + (i64)b * n * d;
+    float* vbar = t.vbar[l] + (i64)b * d;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
+        float acc = 0.0f;
+        for (int p = 0; p < n; ++p) acc += om[p] * vb[(i64)p * d + c];
+        vbar[c] = acc;
+    }
+    __syncthreads();
+    float inv = 1.0f / tau[0];
+    for (int j = threadIdx.x; j < B; j += blockDim.x) {
+        const float* uj = t.u[l] + (i64)j * d;
+        float dot = 0.0f;
+        for (int c = 0; c < d; ++c) dot += vbar[c] * uj[c];
+        z[((i64)l * B + b) * B + j] = dot * inv;
+    }
+}
+
+// grid (B, levels), dynamic shared memory: max d floats. Block (b, l): g_v̄ = Σ_j gz[l,b,j]·u_j/τ, then
+// gv[b,p] += ω_b(p)·g_v̄ (every pixel), gu[b] += Σ_i gz[l,i,b]·v̄_i/τ; block (0, 0) also adds gτ = −Σ gz·z/τ
+// over every level. Each output element is written by one thread: no atomics, the same result every run.
+KERNEL void tmca_target_logits_backward_f32(TmcaLevels t, const float* __restrict__ tau, const float* __restrict__ z,
+                                            const float* __restrict__ gz, float* gtau) {
+    DYNAMIC_SHARED(float, gvb);
+    __shared__ float scratch[32];
+    int b = blockIdx.x, l = blockIdx.y, B = t.B, n = t.h[l] * t.w[l], d = t.d[l];
+    float inv = 1.0f / tau[0];
+    const float* gzl = gz + (i64)l * B * B;
+    if (t.gv[l]) {
+        for (int c = threadIdx.x; c < d; c += blockDim.x) {
+            float s = 0.0f;
+            for (int j = 0; j < B; ++j) s += gzl[(i64)b * B + j] * t.u[l][(i64)j * d + c];
+            gvb[c] = s * inv;
+        }
+        __syncthreads();
+        const float* om = t.omega[l] + (i64)b * n;
+        float* gv = t.gv[l] + (i64)b * n * d;
+        for (i64 i = threadIdx.x; i < (i64)n * d; i += blockDim.x) gv[i] += om[i / d] * gvb[i % d];
+    }
+    if (t.gu[l])
+        for (int c = threadIdx.x; c < d; c += blockDim.x) {
+            float s = 0.0f;
+            for (int i = 0; i < B; ++i) s += gzl[(i64)i * B + b] * t.vbar[l][(i64)i * d + c];
+            t.gu[l][(i64)b * d + c] += s * inv;
+        }
+    if (gtau && b == 0 && l == 0) {
+        float s = 0.0f;
+        for (i64 i = threadIdx.x; i < (i64)t.count * B * B; i += blockDim.x) s += gz[i] * z[i];
+        s = block_sum(s, scratch);
+        if (threadIdx.x == 0) gtau[0] += -s * inv;
+    }
+}
+
+// One block; thread a owns row a and column a of every level in turn (B ≤ blockDim). Same arithmetic as
+// losses.cu's infonce_f32, per level; loss[1 + l] per level, loss[0] their mean.
+KERNEL void tmca_infonce_multilevel_f32(const float* __restrict__ z, const unsigned char* __restrict__ same, float* __restrict__ loss,
+                                        float* __restrict__ p_row, float* __restrict__ p_col, int L, int B) {
+    __shared__ float scratch[32];
+    float mean = 0.0f;
+    for (int l = 0; l < L; ++l) {
+        const float* zl = z + (i64)l * B * B;
+        int a = threadIdx.x;
+        float term = 0.0f;
+        if (a < B) {
+            for (int pass = 0; pass < 2; ++pass) {
+                float* p = (pass == 0 ? p_row : p_col) + (i64)l * B * B;
+                float m = -3.402823466e38f;
+                for (int c = 0; c < B; ++c) {
+                    int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
+                    if (i == j || !same[i * B + j]) m = fmaxf(m, zl[i * B + j]);
+                }
+                float s = 0.0f;
+                for (int c = 0; c < B; ++c) {
+                    int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
+                    if (i == j || !same[i * B + j]) s += expf(zl[i * B + j] - m);
+                }
+                float lse = m + logf(s);
+                for (int c = 0; c < B; ++c) {
+                    int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
+                    p[i * B + j] = (i == j || !same[i * B + j]) ? expf(zl[i * B + j] - lse) : 0.0f;
+                }
+                term += lse - zl[a * B + a];
+            }
+        }
+        term = block_sum(term, scratch) / (2.0f * B);
+        if (threadIdx.x == 0) loss[1 + l] = term;
+        mean += term;
+    }
+    if (threadIdx.x == 0) loss[0] = mean / L;
+}
+
+// gz[l] += (gLoss[0]/L + gLoss[1 + l])/(2B)·((pRow − δ) + (pCol − δ))
+KERNEL void tmca_infonce_multilevel_backward_f32(const float* __restrict__ p_row, const float* __restrict__ p_col, const float* __restrict__ g_loss,
+                                                 float* __restrict__ gz, int L, int B) {
+    FOR_EACH(i, (i64)L * B * B) {
+        int l = (int)(i / ((i64)B * B));
+        i64 r = i % ((i64)B * B);
+        float g = (g_loss[0] / L + g_loss[1 + l]) / (2.0f * B);
+        float dlt = (r / B == r % B) ? 1.0f : 0.0f;
+        gz[i] += g * (p_row[i] - dlt + p_col[i] - dlt);
+    }
+}

@@ -1,0 +1,49 @@
+namespace Tmca.Engine;
+
+// TMCA's fused ops (spec §5, §8): one op, one forward primitive and one backward primitive for all levels.
+public static partial class Ops
+{
+    /// <summary>
+    /// Target-weighted contrastive logits of every level at once: gt B×1×S×S, per level the unit pixel embeddings
+    /// v[l] (B×h·w×d) on grid grids[l] = (h, w) and unit text embeddings u[l] (B×d), τ [1] → z: L×B×B with
+    /// z[l,i,j] = ⟨v̄_l[i], u[l][j]⟩/τ, v̄ the target-weighted mean of i's pixel vectors (uniform when
+    /// <paramref name="global"/> or the sample has no target). Differentiable in v, u and τ (not gt).
+    /// </summary>
+    public static Tensor TargetLogits(Tensor gt, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, IReadOnlyList<(int H, int W)> grids, Tensor tau, bool global)
+    {
+        int L = v.Count, B = gt.Shape[0];
+        if (grids.Count != L) throw new ArgumentException("target logits: one grid per level");
+        var be = gt.Backend;
+        var omega = grids.Select(g => New(gt, B, g.H, g.W)).ToArray();
+        var vbar = v.Select(x => New(x, B, x.Shape[^1])).ToArray();
+        var z = New(gt, L, B, B);
+        using (Profiler.Time("target_logits", be)) be.TargetLogits(gt, v, u, tau, global, omega, vbar, z);
+        if (Tape.Wants([.. v, .. u, tau]))
+            Tape.Record(z, () =>
+            {
+                using var _ = Profiler.Time("target_logits.backward", be);
+                be.TargetLogitsBackward(v, u, tau, omega, vbar, z, z.Grad!, v.Select(G).ToArray(), u.Select(G).ToArray(), G(tau));
+            });
+        return z;
+    }
+
+    /// <summary>
+    /// Symmetric masked InfoNCE of every level of z (L×B×B) at once → [L+1]: the mean over levels, then each level's.
+    /// <paramref name="sameReport"/> (U8 B×B) marks off-diagonal pairs that share a report (left out of both denominators).
+    /// </summary>
+    public static Tensor MultiLevelInfoNce(Tensor z, Tensor sameReport)
+    {
+        var be = z.Backend;
+        var loss = New(z, z.Shape[0] + 1);
+        var pRow = NewLike(z);
+        var pCol = NewLike(z);
+        using (Profiler.Time("infonce_multilevel", be)) be.MultiLevelInfoNce(z, sameReport, loss, pRow, pCol);
+        if (Tape.Wants(z))
+            Tape.Record(loss, () =>
+            {
+                using var _ = Profiler.Time("infonce_multilevel.backward", be);
+                be.MultiLevelInfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros());
+            });
+        return loss;
+    }
+}
