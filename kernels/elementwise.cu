@@ -81,6 +81,11 @@ KERNEL void axpy_f32(float alpha, const float* __restrict__ x, float* __restrict
     FOR_EACH(i, n) y[i] += alpha * x[i];
 }
 
+// x += value (I64 counters)
+KERNEL void add_i64(i64* x, i64 value, i64 n) {
+    FOR_EACH(i, n) x[i] += value;
+}
+
 KERNEL void fill_f32(float value, float* y, i64 n) {
     FOR_EACH(i, n) y[i] = value;
 }

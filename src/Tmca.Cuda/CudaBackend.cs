@@ -89,6 +89,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
     {
         var s = (CudaStorage)AllocateUninitialized(dtype, count);
         if (count > 0) Runtime.Memset(s.Ptr, 0, count * dtype.SizeOf());
+        if (dtype == DType.I64) s.KnownRange = (0, 0);
         return s;
     }
 
@@ -111,6 +112,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         try { Runtime.CopyToDevice(P(dst), (void*)h.AddrOfPinnedObject(), bytes); }
         finally { h.Free(); }
         HostToDeviceCopies++;
+        if (dst.Storage is CudaStorage cs && host is long[] ids && dst.DType == DType.I64)
+            cs.KnownRange = dst.Numel == 0 ? (0, 0) : (ids.AsSpan(0, (int)dst.Numel).ToArray().Min(), ids.AsSpan(0, (int)dst.Numel).ToArray().Max());
     }
 
     public Array Download(Tensor src)
@@ -138,6 +141,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
     {
         if (src.DType != dst.DType || src.Numel != dst.Numel) throw new ArgumentException($"copy {src} → {dst}: dtype or size differ");
         Runtime.CopyOnDevice(P(dst), P(src), src.Numel * src.DType.SizeOf());
+        if (dst.Storage is CudaStorage d) d.KnownRange = src.Storage is CudaStorage s && src.Numel == dst.Storage.Count ? s.KnownRange : null;
     }
 
     public void Fill(Tensor dst, double value)

@@ -92,6 +92,9 @@ public sealed class CudaStorage : Tmca.Engine.Storage
     private readonly long _count;
     public ulong Ptr { get; }
     public long Reserved { get; }
+    /// <summary>For I64 storages: the smallest and largest value, when known on the host (uploaded or zero-filled and
+    /// not written by a kernel since). Lets the embedding check its ids without reading them back.</summary>
+    internal (long Min, long Max)? KnownRange { get; set; }
 
     internal CudaStorage(CudaBackend backend, Tmca.Engine.DType dtype, long count, ulong ptr, long reserved)
     {

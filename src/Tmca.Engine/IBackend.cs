@@ -73,6 +73,9 @@ public interface IBackend
     void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, bool accumulate);
     /// <summary>y += alpha·x (same shape).</summary>
     void Axpy(double alpha, Tensor x, Tensor y);
+    /// <summary>Every element of an I64 tensor += <paramref name="value"/> (counters such as BatchNorm's
+    /// num_batches_tracked: on the device, without a round trip through the host).</summary>
+    void AddI64(Tensor t, long value);
 
     // ---- matrix multiply ----------------------------------------------------------------------------
     /// <summary>

@@ -125,12 +125,7 @@ public sealed class Decoder
         return Ops.LeakyRelu(y, Slope);
     }
 
-    private static void Increment(Tensor counter)
-    {
-        var c = counter.ToArray<long>();
-        c[0]++;
-        counter.Backend.Upload(c, counter);
-    }
+    private static void Increment(Tensor counter) => counter.Backend.AddI64(counter, 1);
 
     /// <summary>
     /// The sinusoidal table PE[n, 2i] = sin(n·10000^(−2i/C)), PE[n, 2i+1] = cos(…), N×C. Evaluated the way the

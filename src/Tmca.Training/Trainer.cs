@@ -79,14 +79,7 @@ public static class Trainer
                 using (var tape = new Tape())
                 {
                     var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng).ForModel();
-                    var output = model.Forward(batch, training: true);
-                    var losses = model.Losses(output, batch);
-                    opt.ZeroGrad();
-                    tape.Backward(losses.Total);
-                    opt.StepOnce();
-                    loss = losses.Total.Item(); bce = losses.Bce.Item(); dice = losses.Dice.Item();
-                    if (losses.Nce is not null) nce = losses.Nce.Item();
-                    if (losses.Pix is not null) pix = losses.Pix.Item();
+                    (loss, bce, dice, nce, pix) = Step(model, opt, tape, batch);
                     trainDice = 1 - dice;
                 }
                 if (!double.IsFinite(loss)) throw new InvalidOperationException($"the loss became {loss} at step {step + 1}; lower the learning rate (--lr)");
@@ -130,4 +123,32 @@ public static class Trainer
     }
 
     private static double? Nan(double v) => double.IsNaN(v) ? null : v;
+
+    /// <summary>
+    /// One training step on an open tape: forward, every loss, backward, AdamW — all queued on the model's backend
+    /// — then the loss terms for the log, the step's one device → host copy.
+    /// </summary>
+    public static (double Total, double Bce, double Dice, double Nce, double Pix) Step(TmcaModel model, AdamW opt, Tape tape, TmcaBatch batch)
+    {
+        var output = model.Forward(batch, training: true);
+        var losses = model.Losses(output, batch);
+        opt.ZeroGrad();
+        tape.Backward(losses.Total);
+        opt.StepOnce();
+        return LoggedValues(losses);
+    }
+
+    /// <summary>The loss terms for the log, in one device → host copy (the step's only read-back): the scalars are
+    /// gathered on the device first. NaN for the terms the flags turn off.</summary>
+    internal static (double Total, double Bce, double Dice, double Nce, double Pix) LoggedValues(TmcaLosses l)
+    {
+        using var _ = Tape.NoGrad();
+        var parts = new List<Tensor> { l.Total, l.Bce, l.Dice };
+        if (l.Nce is not null) parts.Add(l.Nce);
+        if (l.Pix is not null) parts.Add(l.Pix);
+        var v = Ops.Concat(parts.Select(p => Ops.Reshape(p, 1)).ToList(), 0).ToDoubles();
+        int i = 3;
+        double nce = l.Nce is null ? double.NaN : v[i++], pix = l.Pix is null ? double.NaN : v[i];
+        return (v[0], v[1], v[2], nce, pix);
+    }
 }

@@ -17,6 +17,7 @@ public static class K
     public static readonly KernelDescriptor BinaryBroadcast = new("elementwise.cu", "binary_broadcast_f32", [I, CF, CF, PF, L, I, "Shape8"], LaunchRule.GridStride);
     public static readonly KernelDescriptor Axpy = new("elementwise.cu", "axpy_f32", [F, CF, PF, L], LaunchRule.GridStride);
     public static readonly KernelDescriptor Fill = new("elementwise.cu", "fill_f32", [F, PF, L], LaunchRule.GridStride);
+    public static readonly KernelDescriptor AddI64 = new("elementwise.cu", "add_i64", ["i64*", L, L], LaunchRule.GridStride);
 
     // ---- layout.cu: permute, axis-range copy (concat), broadcast and sum-to ----
     public static readonly KernelDescriptor Permute = new("layout.cu", "permute_f32", [CF, PF, L, I, "Shape8"], LaunchRule.GridStride);

@@ -54,6 +54,17 @@ public sealed partial class CudaBackend
         Launch(ref k, K.BinaryBroadcast.Grid(n, SmCount), $"{op} {Shape.Format(a.Shape)} op {Shape.Format(b.Shape)} → {Shape.Format(y.Shape)}");
     }
 
+    // x += value, x: I64
+    public void AddI64(Tensor t, long value)
+    {
+        if (t.DType != DType.I64) throw new ArgumentException($"AddI64 on a {t.DType} tensor");
+        if (t.Numel == 0) return;
+        if (t.Storage is CudaStorage cs) cs.KnownRange = null;   // written on the device: no longer known on the host
+        var a = new KernelArgs(K.AddI64);
+        a.Ptr(t).I64(value).I64(t.Numel);
+        Launch(ref a, K.AddI64.Grid(t.Numel, SmCount), $"n={t.Numel}");
+    }
+
     // y += alpha·x
     public void Axpy(double alpha, Tensor x, Tensor y)
     {

@@ -30,14 +30,19 @@ public sealed partial class CudaBackend
         Launch(ref a, K.EmbeddingBackward.Grid(n * d, SmCount), $"{n} ids × {d}");
     }
 
-    /// <summary>An id outside the table would be an illegal address (fatal to the context): check on the host first.
-    /// This reads the ids back: one device → host copy per call (counted in <see cref="DeviceToHostCopies"/>).</summary>
+    /// <summary>An id outside the table would be an illegal address (fatal to the context): check on the host first,
+    /// from the range recorded when the ids were uploaded; only ids of unknown range are read back (one device → host
+    /// copy, counted in <see cref="DeviceToHostCopies"/>).</summary>
     private void CheckIds(Tensor ids, Tensor table)
     {
         if (ids.DType != DType.I64) throw new ArgumentException($"embedding: ids must be I64, got {ids.DType}");
         if (table.Rank != 2) throw new ArgumentException($"embedding: the table must be V×D, got {Shape.Format(table.Shape)}");
         int vocab = table.Shape[0];
-        foreach (var id in ids.ToArray<long>())
-            if ((ulong)id >= (ulong)vocab) throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {id} outside the table of {vocab} rows");
+        if (ids.Numel == 0) return;
+        var (min, max) = ids.Storage is CudaStorage { KnownRange: { } r } && ids.Numel == ids.Storage.Count ? r : MinMax(ids.ToArray<long>());
+        if (min < 0 || max >= vocab)
+            throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {(min < 0 ? min : max)} outside the table of {vocab} rows");
     }
+
+    private static (long, long) MinMax(long[] v) => (v.Min(), v.Max());
 }

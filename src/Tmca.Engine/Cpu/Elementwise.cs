@@ -180,5 +180,12 @@ public sealed partial class CpuBackend
         }
     }
 
+    public void AddI64(Tensor t, long value)
+    {
+        if (t.DType != DType.I64) throw new ArgumentException($"AddI64 on a {t.DType} tensor");
+        var s = t.Span<long>();
+        for (int i = 0; i < s.Length; i++) s[i] += value;
+    }
+
     internal static void CheckSame(Tensor a, Tensor b, string what) => BackendChecks.Same(a, b, what);
 }

@@ -1,0 +1,42 @@
+using Tmca.Data;
+using Tmca.Engine;
+using Tmca.Model;
+using Tmca.Tests.Data;
+using Tmca.Training;
+using Xunit;
+
+namespace Tmca.Tests.Cuda;
+
+/// <summary>A training step on the CUDA backend queues device work only: forward, every loss, backward and AdamW run
+/// without waiting for the host, and the one device → host copy is the loss terms for the log.</summary>
+[Collection("device")]
+public class StepCountTests
+{
+    [Fact]
+    public void ATrainingStepReadsBackOnlyTheLoss()
+    {
+        var device = Device.Require();
+        using var d = new TempDir();
+        DataFixtures.PerId(d.Path, withVal: true, train: 8);
+        var data = PreparedData.Load(d.Path, "per-id", 32, null, _ => { }, _ => { });
+        var cfg = new TmcaConfig
+        {
+            ImageSize = 32, Dims = [8, 16, 16, 16], Depths = [1, 1, 1, 1], TextHidden = 16, TextLayers = 1, TextHeads = 2, TextIntermediate = 32,
+            VocabSize = 30522, MaxPositions = 24, AlignDim = 8, HeadChannels = 2, CrossHeads = 2,
+        };
+        var model = new TmcaModel(cfg, new TmcaFlags(), seed: 1);   // every TMCA loss on
+        model.To(device);
+        var opt = new AdamW(model.Params.Trainable, new AdamWConfig(1e-3));
+        for (int step = 0; step < 2; step++)
+        {
+            using var scope = new TensorScope();
+            using var tape = new Tape();
+            var batch = Batches.Make(data.Train.Samples, [0, 1, 2, 3], cfg.InChannels, device).ForModel();
+            long d2h = device.DeviceToHostCopies, launches = device.Launches;
+            var v = Trainer.Step(model, opt, tape, batch);
+            Assert.Equal(1, device.DeviceToHostCopies - d2h);
+            Assert.True(double.IsFinite(v.Total) && double.IsFinite(v.Nce) && double.IsFinite(v.Pix), $"{v}");
+            Assert.True(device.Launches - launches > 100, $"{device.Launches - launches} launches");
+        }
+    }
+}
