@@ -17,7 +17,8 @@ if (what == "step")
                                   int.Parse(args.ElementAtOrDefault(3) ?? "10"), int.Parse(args.ElementAtOrDefault(4) ?? "3"), args.Contains("--profile"));
 }
 if (what == "sim") return SimulatorBenchmark.Run();   // the CUDA simulator's speed → bench-results/simulator.md
-if (what != "cpu") { Console.Error.WriteLine("usage: Tmca.Bench cpu | sim | step PRESET BATCH [STEPS] [WARMUP]"); return 2; }
+if (what == "counts") return StepCounts.Run(args.Length > 1 ? args[1..] : ["nano", "small"]);   // launches and copies per step
+if (what != "cpu") { Console.Error.WriteLine("usage: Tmca.Bench cpu | sim | counts [PRESET…] | step PRESET BATCH [STEPS] [WARMUP]"); return 2; }
 
 int cores = Environment.ProcessorCount;
 Console.WriteLine($"measuring the FMA peak on {cores} cores ({PeakFlops.Isa}) ...");
