@@ -136,3 +136,82 @@ KERNEL void tmca_infonce_multilevel_backward_f32(const float* __restrict__ p_row
         gz[i] += g * (p_row[i] - dlt + p_col[i] - dlt);
     }
 }
+
+// ---- similarity + LGTE (spec §5, §6), one level -------------------------------------------------------------
+//   v: B×N×d, u: B×d, f, f_out: B×C×N (N = h·w); a, b, gamma: [1]; s, logits, att: B×N
+//   s = ⟨v_p, u⟩, logits = a·s + b, att = σ(logits), f_out = f ⊙ (1 + γ·att)
+
+// grid B (one block per sample), threads over pixels
+KERNEL void tmca_similarity_lgte_f32(const float* __restrict__ v, const float* __restrict__ u, const float* __restrict__ f,
+                                     const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ gamma,
+                                     float* __restrict__ s, float* __restrict__ logits, float* __restrict__ att, float* __restrict__ f_out,
+                                     int C, int N, int d) {
+    int bi = blockIdx.x;
+    const float* ub = u + (i64)bi * d;
+    float av = a[0], bv = b[0], g = gamma[0];
+    for (int p = threadIdx.x; p < N; p += blockDim.x) {
+        const float* vp = v + ((i64)bi * N + p) * d;
+        float dot = 0.0f;
+        for (int k = 0; k < d; ++k) dot += vp[k] * ub[k];
+        float z = av * dot + bv, A = 1.0f / (1.0f + expf(-z));
+        i64 at = (i64)bi * N + p;
+        s[at] = dot; logits[at] = z; att[at] = A;
+        float scale = 1.0f + g * A;
+        for (int c = 0; c < C; ++c) { i64 fi = ((i64)bi * C + c) * N + p; f_out[fi] = f[fi] * scale; }
+    }
+}
+
+// grid B. From g_fout (may be null) and the pixel-alignment loss gradient g_pix with its target (both may be null):
+// gf += g_fout·(1 + γA); gz = γ·Σ_c g_fout·f·A(1−A) + g_pix·(A − W)/(B·N); gs = a·gz; gv_p += gs·u; gu += Σ_p gs·v_p
+// (through gs_scratch, B×N); the sample's Σ gz·s, Σ gz and Σ g_fout·f·A go to partial[3·b] for the finish kernel.
+KERNEL void tmca_similarity_lgte_backward_f32(const float* __restrict__ v, const float* __restrict__ u, const float* __restrict__ f,
+                                              const float* __restrict__ a, const float* __restrict__ gamma, const float* __restrict__ s,
+                                              const float* __restrict__ att, const float* __restrict__ target,
+                                              const float* __restrict__ g_fout, const float* __restrict__ g_pix,
+                                              float* gv, float* gu, float* gf, float* __restrict__ gs_scratch, float* __restrict__ partial,
+                                              int B, int C, int N, int d) {
+    __shared__ float scratch[32];
+    int bi = blockIdx.x;
+    float av = a[0], g = gamma[0];
+    float gp = g_pix && target ? g_pix[0] / ((float)B * N) : 0.0f;
+    float pa = 0.0f, pb = 0.0f, pg = 0.0f;
+    const float* ub = u + (i64)bi * d;
+    for (int p = threadIdx.x; p < N; p += blockDim.x) {
+        i64 at = (i64)bi * N + p;
+        float A = att[at], gA = 0.0f;
+        if (g_fout)
+            for (int c = 0; c < C; ++c) {
+                i64 fi = ((i64)bi * C + c) * N + p;
+                float go = g_fout[fi], x = f[fi];
+                gA += go * x * g;
+                pg += go * x * A;
+                if (gf) gf[fi] += go * (1.0f + g * A);
+            }
+        float gz = gA * A * (1.0f - A) + (gp != 0.0f ? gp * (A - target[at]) : 0.0f);
+        pa += gz * s[at];
+        pb += gz;
+        float gsv = av * gz;
+        gs_scratch[at] = gsv;
+        if (gv) for (int k = 0; k < d; ++k) gv[at * d + k] += gsv * ub[k];
+    }
+    pa = block_sum(pa, scratch);
+    pb = block_sum(pb, scratch);
+    pg = block_sum(pg, scratch);   // the barriers inside also make gs_scratch visible to the whole block
+    if (threadIdx.x == 0) { partial[3 * bi] = pa; partial[3 * bi + 1] = pb; partial[3 * bi + 2] = pg; }
+    if (gu)
+        for (int k = threadIdx.x; k < d; k += blockDim.x) {
+            float acc = 0.0f;
+            for (int p = 0; p < N; ++p) acc += gs_scratch[(i64)bi * N + p] * v[((i64)bi * N + p) * d + k];
+            gu[(i64)bi * d + k] += acc;
+        }
+}
+
+// One thread: ga += Σ_b partial[3b], gb += Σ_b partial[3b+1], gγ += Σ_b partial[3b+2], in sample order
+KERNEL void tmca_lgte_finish_f32(const float* __restrict__ partial, float* ga, float* gb, float* g_gamma, int B) {
+    if (threadIdx.x != 0 || blockIdx.x != 0) return;
+    float sa = 0.0f, sb = 0.0f, sg = 0.0f;
+    for (int i = 0; i < B; ++i) { sa += partial[3 * i]; sb += partial[3 * i + 1]; sg += partial[3 * i + 2]; }
+    if (ga) ga[0] += sa;
+    if (gb) gb[0] += sb;
+    if (g_gamma) g_gamma[0] += sg;
+}

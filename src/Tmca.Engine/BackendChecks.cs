@@ -120,4 +120,16 @@ public static class BackendChecks
         Count(loss, z.Shape[0] + 1, "multi-level InfoNCE losses");
         Same(z, pRow, "multi-level InfoNCE"); Same(z, pCol, "multi-level InfoNCE");
     }
+
+    /// <summary>The fused similarity + LGTE op: v B×N×d, u B×d, f B×C×h×w with h·w = N, scalars [1], maps B×N.</summary>
+    public static (int B, int C, int N, int D) SimilarityLgte(Tensor v, Tensor u, Tensor f, Tensor a, Tensor gamma, Tensor s, Tensor att, Tensor? target)
+    {
+        if (v.Rank != 3 || f.Rank != 4 || v.Shape[0] != f.Shape[0] || (long)f.Shape[2] * f.Shape[3] != v.Shape[1])
+            throw new ArgumentException($"similarity/LGTE: v {Shape.Format(v.Shape)} is not the pixel embedding of f {Shape.Format(f.Shape)}");
+        int B = v.Shape[0], N = v.Shape[1], D = v.Shape[2];
+        if (u.Numel != (long)B * D) throw new ArgumentException($"similarity/LGTE: u {Shape.Format(u.Shape)} should be [{B}, {D}]");
+        Count(a, 1, "LGTE a"); Count(gamma, 1, "LGTE γ");
+        Count(s, (long)B * N, "similarity map"); Count(att, (long)B * N, "LGTE map"); Count(target, (long)B * N, "pixel-alignment target");
+        return (B, f.Shape[1], N, D);
+    }
 }

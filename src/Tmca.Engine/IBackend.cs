@@ -147,6 +147,20 @@ public interface IBackend
     void MultiLevelInfoNce(Tensor z, Tensor same, Tensor loss, Tensor pRow, Tensor pCol);
     void MultiLevelInfoNceBackward(Tensor pRow, Tensor pCol, Tensor gLoss, Tensor gz);
 
+    /// <summary>
+    /// One level's similarity map and language-guided enhancement (spec §5, §6): v B×N×d unit pixel embeddings on f's
+    /// h×w grid (N = h·w), u B×d unit text embeddings, f B×C×h×w, scalars a, b, gamma [1] →
+    /// s = ⟨v, u⟩ (B×N), logits = a·s + b, att = σ(logits) (B×N), fOut = f ⊙ (1 + γ·att) (B×C×h×w).
+    /// </summary>
+    void SimilarityLgte(Tensor v, Tensor u, Tensor f, Tensor a, Tensor b, Tensor gamma, Tensor s, Tensor logits, Tensor att, Tensor fOut);
+    /// <summary>
+    /// Backward of <see cref="SimilarityLgte"/> together with the pixel-alignment loss mean BCE(logits, target)
+    /// (target B×N): from gFOut (B×C×h×w) and gPix ([1]), either may be null; accumulates into gv, gu, gf, ga, gb,
+    /// gGamma (any may be null).
+    /// </summary>
+    void SimilarityLgteBackward(Tensor v, Tensor u, Tensor f, Tensor a, Tensor gamma, Tensor s, Tensor att, Tensor? target,
+                                Tensor? gFOut, Tensor? gPix, Tensor? gv, Tensor? gu, Tensor? gf, Tensor? ga, Tensor? gb, Tensor? gGamma);
+
     // ---- optimiser ----------------------------------------------------------------------------------
     /// <summary>One AdamW step over every slot (PyTorch semantics; decay only where slot.Decay).</summary>
     void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep step);

@@ -14,7 +14,7 @@ public sealed class Tape : IDisposable
     [ThreadStatic] private static int _noGrad;
 
     private readonly Tape? _parent;
-    private readonly List<(Tensor Output, Action Backward)> _entries = new();
+    private readonly List<(Tensor[] Outputs, Action Backward)> _entries = new();
     private bool _done;
 
     public Tape() { _parent = _current; _current = this; }
@@ -30,12 +30,16 @@ public sealed class Tape : IDisposable
 
     /// <summary>Records <paramref name="backward"/> for <paramref name="output"/>, which now requires grad.
     /// The closure runs only if a gradient reached the output.</summary>
-    public static void Record(Tensor output, Action backward)
+    public static void Record(Tensor output, Action backward) => Record([output], backward);
+
+    /// <summary>Records one backward for an op with several outputs (a fused op): it runs once, after every output's
+    /// gradient is complete, if a gradient reached any of them; the closure reads each output's Grad (null if none).</summary>
+    public static void Record(Tensor[] outputs, Action backward)
     {
         var tape = _current ?? throw new InvalidOperationException("no tape is open");
         if (tape._done) throw new InvalidOperationException("this tape has already run backward; open a new one");
-        output.RequiresGrad = true;
-        tape._entries.Add((output, backward));
+        foreach (var o in outputs) o.RequiresGrad = true;
+        tape._entries.Add((outputs, backward));
     }
 
     /// <summary>Turns recording off until the handle is disposed (inference, optimiser updates).</summary>
@@ -61,13 +65,14 @@ public sealed class Tape : IDisposable
             else g.Backend.Copy(seed, g);
             for (int i = _entries.Count - 1; i >= 0; i--)
             {
-                var (output, backward) = _entries[i];
-                if (output.Grad is not null) backward();
+                var (outputs, backward) = _entries[i];
+                if (outputs.Any(o => o.Grad is not null)) backward();
             }
         }
         // Intermediate gradients and saved activations are no longer needed: drop them.
-        foreach (var (output, _) in _entries)
-            if (!output.Persistent) output.Grad = null;
+        foreach (var (outputs, _) in _entries)
+            foreach (var output in outputs)
+                if (!output.Persistent) output.Grad = null;
         _entries.Clear();
         _done = true;
     }

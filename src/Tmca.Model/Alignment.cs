@@ -80,4 +80,20 @@ public sealed class Lgte
 
     /// <summary>F̃ = F ⊙ (1 + γ·A), A: B×1×h×w broadcast over channels.</summary>
     public Tensor Enhance(int l, Tensor f, Tensor a) => Ops.Mul(f, Ops.AddScalar(Ops.Mul(a, _gamma[l].Value), 1.0));
+
+    /// <summary>The fused path the model runs: S, A, F̃ and (with a target W_l) the pixel-alignment loss of level l in one
+    /// op (<see cref="Ops.SimilarityLgte"/>); <see cref="Composed"/> is the same from generic ops, the reference.</summary>
+    public Ops.LgteOutputs Apply(int l, Tensor v, Tensor u, Tensor f, Tensor? target) =>
+        Ops.SimilarityLgte(v, u, f, _a[l].Value, _b[l].Value, _gamma[l].Value, target);
+
+    /// <summary>The composed reference of <see cref="Apply"/>: similarity by batched GEMV, gate and enhancement by
+    /// elementwise ops, the loss by BCE with logits.</summary>
+    public Ops.LgteOutputs Composed(int l, Tensor v, Tensor u, Tensor f, Tensor? target)
+    {
+        int B = f.Shape[0], h = f.Shape[2], w = f.Shape[3];
+        var s = AlignmentHeads.Similarity(v, u, h, w);
+        var logits = Logits(l, s);
+        var a = Ops.Sigmoid(logits);
+        return new Ops.LgteOutputs(Ops.Reshape(s, B, 1, h, w), logits, a, Enhance(l, f, a), target is null ? null : Ops.BceWithLogits(logits, target));
+    }
 }

@@ -24,6 +24,9 @@ public sealed class TmcaOutput
     public Tensor?[] Attention { get; } = new Tensor?[4];
     /// <summary>a_l·S_l + b_l, the logits of A_l (pixel alignment loss).</summary>
     internal Tensor?[] AttentionLogits { get; } = new Tensor?[4];
+    /// <summary>Per level, the pixel-alignment loss mean BCE(a·S + b, W) when the batch had ground truth (computed by
+    /// the fused similarity/LGTE op, which needs the target at forward time).</summary>
+    internal Tensor?[] PixelLoss { get; } = new Tensor?[4];
     internal Tensor?[] PixelEmbeddings { get; } = new Tensor?[4];
     internal Tensor?[] TextEmbeddings { get; } = new Tensor?[4];
 }
@@ -105,15 +108,20 @@ public sealed class TmcaModel
                     var u = _align.TextEmbedding(l, g);
                     output.PixelEmbeddings[l] = v;
                     output.TextEmbeddings[l] = u;
-                    output.Similarity[l] = AlignmentHeads.Similarity(v, u, f.Shape[2], f.Shape[3]);
                     if (_lgte is not null)
                     {
-                        var logits = _lgte.Logits(l, output.Similarity[l]!);
-                        output.AttentionLogits[l] = logits;
-                        var a = Ops.Sigmoid(logits);
-                        output.Attention[l] = a;
-                        if (Flags.Lgte) enhanced[l] = _lgte.Enhance(l, f, a);
+                        // the fused op: S, the gate A, F̃ and (with ground truth) the pixel-alignment loss, one kernel each way
+                        Tensor? target = null;
+                        if (Flags.PixelLoss && batch.Gt is { } gt)
+                            using (Tape.NoGrad()) target = Ops.AvgPool2d(gt, gt.Shape[2] / f.Shape[2]);   // W_l: B×1×h×w
+                        var r = _lgte.Apply(l, v, u, f, target);
+                        output.Similarity[l] = Ops.Reshape(r.Similarity, f.Shape[0], f.Shape[2], f.Shape[3]);
+                        output.AttentionLogits[l] = r.Logits;
+                        output.Attention[l] = r.Attention;
+                        output.PixelLoss[l] = r.Pix;
+                        if (Flags.Lgte) enhanced[l] = r.FOut;
                     }
+                    else output.Similarity[l] = AlignmentHeads.Similarity(v, u, f.Shape[2], f.Shape[3]);
                 }
             }
         }
@@ -133,7 +141,6 @@ public sealed class TmcaModel
         var pixLevels = new Tensor?[4];
         if (_align is not null && (Flags.ContrastiveOn || Flags.PixelLoss))
         {
-            var targets = TargetWeights(gt, o.Features);
             if (Flags.ContrastiveOn)
             {
                 var same = SameReport(batch.Ids, batch.HostIds);
@@ -150,7 +157,7 @@ public sealed class TmcaModel
             {
                 for (int l = 0; l < 4; l++)
                 {
-                    pixLevels[l] = Ops.BceWithLogits(o.AttentionLogits[l]!, targets[l]);
+                    pixLevels[l] = o.PixelLoss[l] ?? throw new InvalidOperationException("the pixel-alignment loss needs the ground truth in the forward pass's batch");
                     pix = pix is null ? pixLevels[l] : Ops.Add(pix, pixLevels[l]!);
                 }
                 pix = Ops.Scale(pix!, 0.25);
@@ -178,15 +185,6 @@ public sealed class TmcaModel
         // Σ_l w[b, l]·H[b, l, :] as a batched product (B×1×L)·(B×L×D)
         var weights = HostTensor.From(w, [B, 1, L], h);
         return Ops.Reshape(Ops.MatMul(weights, h), B, -1);
-    }
-
-    /// <summary>W_l = avg-pool of gt to each level's grid (kernel = stride = S/h_l): B×1×h×w per level, no gradient.</summary>
-    private static Tensor[] TargetWeights(Tensor gt, Tensor[] feats)
-    {
-        using var _ = Tape.NoGrad();
-        var w = new Tensor[4];
-        for (int l = 0; l < 4; l++) w[l] = Ops.AvgPool2d(gt, gt.Shape[2] / feats[l].Shape[2]);
-        return w;
     }
 
     /// <summary>same[i, j] = 1 when i ≠ j and the two samples' token ids are identical (the same report); from the host

@@ -68,4 +68,40 @@ public sealed unsafe partial class CudaBackend
         a.Ptr(pRow).Ptr(pCol).Ptr(gLoss).Ptr(gz).I32(L).I32(B);
         Launch(ref a, K.MultiLevelInfoNceBackward.Grid((long)L * B * B, SmCount), $"{L} levels, B={B}");
     }
+
+    // s = ⟨v, u⟩, logits = a·s + b, att = σ(logits), fOut = f ⊙ (1 + γ·att): a block per sample
+    public void SimilarityLgte(Tensor v, Tensor u, Tensor f, Tensor a, Tensor b, Tensor gamma, Tensor s, Tensor logits, Tensor att, Tensor fOut)
+    {
+        F32("similarity/LGTE", v, u, f, a, b, gamma, s, logits, att, fOut);
+        var (B, C, N, D) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, null);
+        BackendChecks.Count(b, 1, "LGTE b"); BackendChecks.Same(s, logits, "similarity/LGTE"); BackendChecks.Same(f, fOut, "similarity/LGTE");
+        if (B == 0 || N == 0) return;
+        var k = new KernelArgs(K.SimilarityLgte);
+        k.Ptr(v).Ptr(u).Ptr(f).Ptr(a).Ptr(b).Ptr(gamma).Ptr(s).Ptr(logits).Ptr(att).Ptr(fOut).I32(C).I32(N).I32(D);
+        Launch(ref k, new Dim3((uint)B), $"B={B} C={C} N={N} d={D}");
+    }
+
+    public void SimilarityLgteBackward(Tensor v, Tensor u, Tensor f, Tensor a, Tensor gamma, Tensor s, Tensor att, Tensor? target,
+                                       Tensor? gFOut, Tensor? gPix, Tensor? gv, Tensor? gu, Tensor? gf, Tensor? ga, Tensor? gb, Tensor? gGamma)
+    {
+        F32("similarity/LGTE backward", v, u, f, a, gamma, s, att, target, gFOut, gPix, gv, gu, gf, ga, gb, gGamma);
+        var (B, C, N, D) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, target);
+        BackendChecks.Count(gFOut, f.Numel, "LGTE output gradient"); BackendChecks.Count(gPix, 1, "pixel loss gradient");
+        BackendChecks.Count(gv, v.Numel, "gv"); BackendChecks.Count(gu, u.Numel, "gu"); BackendChecks.Count(gf, f.Numel, "gf");
+        BackendChecks.Count(ga, 1, "ga"); BackendChecks.Count(gb, 1, "gb"); BackendChecks.Count(gGamma, 1, "gγ");
+        if (B == 0 || N == 0) return;
+        var (scratch, sSize) = Pool.Rent((long)B * N * 4);
+        var (partial, pSize) = Pool.Rent((long)B * 3 * 4);
+        try
+        {
+            var k = new KernelArgs(K.SimilarityLgteBackward);
+            k.Ptr(v).Ptr(u).Ptr(f).Ptr(a).Ptr(gamma).Ptr(s).Ptr(att).Ptr(target).Ptr(gFOut).Ptr(gPix)
+             .Ptr(gv).Ptr(gu).Ptr(gf).Ptr(scratch).Ptr(partial).I32(B).I32(C).I32(N).I32(D);
+            Launch(ref k, new Dim3((uint)B), $"B={B} C={C} N={N} d={D}");
+            var fin = new KernelArgs(K.LgteFinish);
+            fin.Ptr(partial).Ptr(ga).Ptr(gb).Ptr(gGamma).I32(B);
+            Launch(ref fin, new Dim3(1), $"B={B}");
+        }
+        finally { Pool.Return(scratch, sSize); Pool.Return(partial, pSize); }
+    }
 }

@@ -166,4 +166,85 @@ public sealed partial class CpuBackend
                 }
         }
     }
+
+    // ---- similarity + LGTE (spec §5, §6) and the pixel-alignment loss's gradient (§8) ----
+    //   s = ⟨v_p, u⟩, logits = a·s + b, A = σ(logits), F̃_c = F_c·(1 + γA)
+    //   backward: gF_c += gF̃_c·(1 + γA); gA = γ·Σ_c gF̃_c·F_c; gγ += Σ gF̃·F·A; gz = gA·A(1−A) + gPix·(A − W)/(B·N);
+    //             ga += Σ gz·s; gb += Σ gz; gs = a·gz; gv_p += gs·u; gu += Σ_p gs·v_p
+
+    public void SimilarityLgte(Tensor v, Tensor u, Tensor f, Tensor a, Tensor b, Tensor gamma, Tensor s, Tensor logits, Tensor att, Tensor fOut)
+    {
+        var (B, Ch, N, Dim) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, null);
+        if (FloatType(v, u, f, a, b, gamma, s, logits, att, fOut) == DType.F32)
+            SimilarityLgteRef(A<float>(v), A<float>(u), A<float>(f), A<float>(a)[0], A<float>(b)[0], A<float>(gamma)[0], A<float>(s), A<float>(logits), A<float>(att), A<float>(fOut), B, Ch, N, Dim);
+        else
+            SimilarityLgteRef(A<double>(v), A<double>(u), A<double>(f), A<double>(a)[0], A<double>(b)[0], A<double>(gamma)[0], A<double>(s), A<double>(logits), A<double>(att), A<double>(fOut), B, Ch, N, Dim);
+    }
+
+    private static void SimilarityLgteRef<T>(T[] v, T[] u, T[] f, T a, T b, T gamma, T[] s, T[] logits, T[] att, T[] fOut, int B, int Ch, int N, int Dim)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int bi = 0; bi < B; bi++)
+            for (int p = 0; p < N; p++)
+            {
+                double dot = 0;
+                for (int k = 0; k < Dim; k++) dot += D(v[((long)bi * N + p) * Dim + k]) * D(u[(long)bi * Dim + k]);
+                double z = D(a) * dot + D(b), A = 1.0 / (1.0 + Math.Exp(-z));
+                long at = (long)bi * N + p;
+                s[at] = C<T>(dot); logits[at] = C<T>(z); att[at] = C<T>(A);
+                double scale = 1.0 + D(gamma) * A;
+                for (int c = 0; c < Ch; c++) { long fi = ((long)bi * Ch + c) * N + p; fOut[fi] = C<T>(D(f[fi]) * scale); }
+            }
+    }
+
+    public void SimilarityLgteBackward(Tensor v, Tensor u, Tensor f, Tensor a, Tensor gamma, Tensor s, Tensor att, Tensor? target,
+                                       Tensor? gFOut, Tensor? gPix, Tensor? gv, Tensor? gu, Tensor? gf, Tensor? ga, Tensor? gb, Tensor? gGamma)
+    {
+        var (B, Ch, N, Dim) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, target);
+        if (FloatType(v, u, f, a, gamma, s, att, target, gFOut, gPix, gv, gu, gf, ga, gb, gGamma) == DType.F32)
+            SimilarityLgteBackRef(A<float>(v), A<float>(u), A<float>(f), A<float>(a)[0], A<float>(gamma)[0], A<float>(s), A<float>(att), AOpt<float>(target),
+                                  AOpt<float>(gFOut), AOpt<float>(gPix), AOpt<float>(gv), AOpt<float>(gu), AOpt<float>(gf), AOpt<float>(ga), AOpt<float>(gb), AOpt<float>(gGamma), B, Ch, N, Dim);
+        else
+            SimilarityLgteBackRef(A<double>(v), A<double>(u), A<double>(f), A<double>(a)[0], A<double>(gamma)[0], A<double>(s), A<double>(att), AOpt<double>(target),
+                                  AOpt<double>(gFOut), AOpt<double>(gPix), AOpt<double>(gv), AOpt<double>(gu), AOpt<double>(gf), AOpt<double>(ga), AOpt<double>(gb), AOpt<double>(gGamma), B, Ch, N, Dim);
+    }
+
+    private static void SimilarityLgteBackRef<T>(T[] v, T[] u, T[] f, T a, T gamma, T[] s, T[] att, T[]? target, T[]? gFOut, T[]? gPix,
+                                                 T[]? gv, T[]? gu, T[]? gf, T[]? ga, T[]? gb, T[]? gGamma, int B, int Ch, int N, int Dim)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double sa = 0, sb = 0, sg = 0, gam = D(gamma), av = D(a);
+        double gp = gPix is not null && target is not null ? D(gPix[0]) / ((double)B * N) : 0;
+        for (int bi = 0; bi < B; bi++)
+        {
+            var guAcc = new double[Dim];
+            for (int p = 0; p < N; p++)
+            {
+                long at = (long)bi * N + p;
+                double A = D(att[at]), gA = 0;
+                if (gFOut is not null)
+                    for (int c = 0; c < Ch; c++)
+                    {
+                        long fi = ((long)bi * Ch + c) * N + p;
+                        double g = D(gFOut[fi]), x = D(f[fi]);
+                        gA += g * x * gam;
+                        sg += g * x * A;
+                        if (gf is not null) gf[fi] += C<T>(g * (1.0 + gam * A));
+                    }
+                double gz = gA * A * (1 - A) + (gp != 0 ? gp * (A - D(target![at])) : 0);
+                sa += gz * D(s[at]); sb += gz;
+                double gs = av * gz;
+                for (int k = 0; k < Dim; k++)
+                {
+                    long vi = at * Dim + k;
+                    if (gv is not null) gv[vi] += C<T>(gs * D(u[(long)bi * Dim + k]));
+                    guAcc[k] += gs * D(v[vi]);
+                }
+            }
+            if (gu is not null) for (int k = 0; k < Dim; k++) gu[(long)bi * Dim + k] += C<T>(guAcc[k]);
+        }
+        if (ga is not null) ga[0] += C<T>(sa);
+        if (gb is not null) gb[0] += C<T>(sb);
+        if (gGamma is not null) gGamma[0] += C<T>(sg);
+    }
 }

@@ -46,4 +46,34 @@ public static partial class Ops
             });
         return loss;
     }
+
+    /// <summary>The outputs of <see cref="SimilarityLgte"/>: the maps are B×1×h×w values; FOut and Pix are differentiable.</summary>
+    public sealed record LgteOutputs(Tensor Similarity, Tensor Logits, Tensor Attention, Tensor FOut, Tensor? Pix);
+
+    /// <summary>
+    /// One level's similarity map S = ⟨v, u⟩, gate A = σ(a·S + b), enhanced features F̃ = F ⊙ (1 + γ·A) and — with a
+    /// <paramref name="target"/> W (B×1×h×w) — the pixel-alignment loss mean BCE(a·S + b, W), in one fused op:
+    /// gradients reach v, u, f, a, b and γ from F̃ and from the loss. The maps S, logits and A are values (B×1×h×w).
+    /// </summary>
+    public static LgteOutputs SimilarityLgte(Tensor v, Tensor u, Tensor f, Tensor a, Tensor b, Tensor gamma, Tensor? target)
+    {
+        var be = f.Backend;
+        int B = f.Shape[0], h = f.Shape[2], w = f.Shape[3];
+        var s = New(f, B, 1, h, w); var logits = New(f, B, 1, h, w); var att = New(f, B, 1, h, w);
+        var fOut = NewLike(f);
+        using (Profiler.Time("similarity_lgte", be)) be.SimilarityLgte(v, u, f, a, b, gamma, s, logits, att, fOut);
+        Tensor? pix = null;
+        if (target is not null)
+        {
+            pix = New(f, 1);
+            using (Profiler.Time("similarity_lgte.pix_loss", be)) be.BceWithLogits(logits, target, pix);
+        }
+        if (Tape.Wants([v, u, f, a, b, gamma]))
+            Tape.Record(pix is null ? [fOut] : [fOut, pix], () =>
+            {
+                using var _ = Profiler.Time("similarity_lgte.backward", be);
+                be.SimilarityLgteBackward(v, u, f, a, gamma, s, att, target, fOut.Grad, pix?.Grad, G(v), G(u), G(f), G(a), G(b), G(gamma));
+            });
+        return new LgteOutputs(s, logits, att, fOut, pix);
+    }
 }

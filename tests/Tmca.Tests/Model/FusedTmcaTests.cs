@@ -114,6 +114,82 @@ public class FusedTmcaTests
         AssertSame($"{c} composed on {device.Name}", Run(c, x, device, fused: false), composed);
     }
 
+    // ---- similarity + LGTE + pixel alignment (one level) ----
+
+    public static TheoryData<string, int, int, int, int, int, bool, bool> LgteCases => new()
+    {
+        // name, B, C, h, w, d, with target (pixel loss), a sample without target
+        { "square grid with target", 3, 5, 4, 4, 6, true, false },
+        { "non-square grid, an empty target", 2, 7, 3, 5, 4, true, true },
+        { "without the pixel loss", 4, 3, 2, 2, 8, false, false },
+        { "one pixel", 2, 4, 1, 1, 5, true, false },
+    };
+
+    private static List<(string Name, Tensor Value)> RunLgte(bool fused, IBackend be, int seed, int B, int C, int h, int w, int d, bool withTarget, bool emptyTarget)
+    {
+        var r = new Rng(seed);
+        var ps = new ParameterSet(seed);
+        var lgte = new Lgte(ps, 10.0, -0.3, 0.5);
+        ps.To(be);
+        foreach (var p in ps.Trainable) p.Value.Grad = null;
+        Tensor Leaf(Tensor t) { var x = t.To(be, persistent: true); x.RequiresGrad = true; return x; }
+        var v = Leaf(r.F32([B, h * w, d], 0.4));
+        var u = Leaf(r.F32([B, d], 0.4));
+        var f = Leaf(r.F32([B, C, h, w]));
+        Tensor? target = null;
+        if (withTarget)
+        {
+            var t = Enumerable.Range(0, B * h * w).Select(i => emptyTarget && i / (h * w) == 0 ? 0f : (float)r.Uniform(0, 1)).ToArray();
+            target = Tensor.FromArray(t, B, 1, h, w).To(be, persistent: true);
+        }
+        var seedF = r.F32([B, C, h, w]).To(be);
+        var results = new List<(string, Tensor)>();
+        using (var tape = new Tape())
+        {
+            var o = fused ? lgte.Apply(0, v, u, f, target) : lgte.Composed(0, v, u, f, target);
+            results.Add(("S", o.Similarity.To(CpuBackend.Instance)));
+            results.Add(("A", o.Attention.To(CpuBackend.Instance)));
+            results.Add(("F~", o.FOut.To(CpuBackend.Instance)));
+            // one scalar objective over both differentiable outputs: Σ F̃·seed + 3·pix
+            var obj = Ops.Sum(Ops.Mul(o.FOut, seedF));
+            if (o.Pix is not null) { results.Add(("pix", o.Pix.To(CpuBackend.Instance))); obj = Ops.Add(obj, Ops.Scale(o.Pix, 3.0)); }
+            tape.Backward(obj);
+        }
+        results.Add(("grad v", v.Grad!.To(CpuBackend.Instance)));
+        results.Add(("grad u", u.Grad!.To(CpuBackend.Instance)));
+        results.Add(("grad f", f.Grad!.To(CpuBackend.Instance)));
+        foreach (var p in ps.Trainable.Where(p => p.Name.StartsWith("lgte.0.")))
+            results.Add(($"grad {p.Name}", p.Value.Grad!.To(CpuBackend.Instance)));
+        return results;
+    }
+
+    [Theory, MemberData(nameof(LgteCases))]
+    public void FusedLgteEqualsComposedOnTheCpu(string name, int B, int C, int h, int w, int d, bool withTarget, bool emptyTarget)
+    {
+        var composed = RunLgte(false, CpuBackend.Instance, name.Length, B, C, h, w, d, withTarget, emptyTarget);
+        AssertSameAll($"{name} CPU", RunLgte(true, CpuBackend.Instance, name.Length, B, C, h, w, d, withTarget, emptyTarget), composed);
+        Assert.True(composed.Single(x => x.Name == "grad lgte.0.a").Value.Item() != 0);
+    }
+
+    [Theory, MemberData(nameof(LgteCases))]
+    public void FusedLgteKernelsEqualComposedOps(string name, int B, int C, int h, int w, int d, bool withTarget, bool emptyTarget)
+    {
+        var device = Device.Require();
+        var composed = RunLgte(false, CpuBackend.Instance, name.Length, B, C, h, w, d, withTarget, emptyTarget);
+        AssertSameAll($"{name} on {device.Name}", RunLgte(true, device, name.Length, B, C, h, w, d, withTarget, emptyTarget), composed);
+    }
+
+    private static void AssertSameAll(string what, List<(string Name, Tensor Value)> actual, List<(string Name, Tensor Value)> expected)
+    {
+        Assert.Equal(expected.Select(e => e.Name), actual.Select(a => a.Name));
+        for (int i = 0; i < expected.Count; i++)
+        {
+            var kind = expected[i].Name.StartsWith("grad") ? ToleranceKind.Gradient : ToleranceKind.Forward;
+            var c = Comparison.Of(expected[i].Name, kind, actual[i].Value, expected[i].Value);
+            Assert.True(c.Pass, $"{what}: {c.Name} max|a-b| {c.MaxAbs:E2} relL2 {c.RelL2:E2} {c.Note}");
+        }
+    }
+
     [Fact]
     public void WithoutTargetTheWeightsAreUniform()
     {
