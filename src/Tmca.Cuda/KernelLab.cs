@@ -11,7 +11,7 @@ namespace Tmca.Cuda;
 /// and reported as GB/s against the HBM roofline (bandwidth-bound kernels) or TFLOP/s (GEMMs). A kernel that
 /// fails validation is reported and not timed.
 /// </summary>
-public static class KernelLab
+public static partial class KernelLab
 {
     public sealed record Row(string Kernel, string Shape, double Ms, double Rate, string Unit, double PeakFraction, string Validation);
 
@@ -97,6 +97,7 @@ public static class KernelLab
                 }
             }
         gpu.Tf32 = false;
+        ModelKernels(gpu, rows, hbmGBs, fp32TFlops, repeats, log);
         return rows;
     }
 

@@ -104,4 +104,25 @@ public sealed unsafe partial class CudaBackend
         }
         finally { Pool.Return(scratch, sSize); Pool.Return(partial, pSize); }
     }
+
+    // ---- the kernel lab's naive versions (not used by the model) ----
+
+    /// <summary>v1 of <see cref="TargetLogits"/>: one thread per logit; writes z only.</summary>
+    internal void TargetLogitsNaive(Tensor gt, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, Tensor tau, bool global, IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar, Tensor z)
+    {
+        BackendChecks.TargetLogits(gt, v, u, tau, omega, vbar, z);
+        var t = Levels(gt.Shape[0], gt.Shape[2], gt.Shape[3], v, u, omega, vbar, global);
+        var a = new KernelArgs(K.TargetLogitsNaive);
+        a.Struct(t).Ptr(gt).Ptr(tau).Ptr(z);
+        Launch(ref a, K.TargetLogitsNaive.Grid(z.Numel, SmCount), $"{v.Count} levels (naive)");
+    }
+
+    /// <summary>v1 of <see cref="SimilarityLgte"/>: one thread per element of F̃.</summary>
+    internal void SimilarityLgteNaive(Tensor v, Tensor u, Tensor f, Tensor a, Tensor b, Tensor gamma, Tensor s, Tensor logits, Tensor att, Tensor fOut)
+    {
+        var (B, C, N, D) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, null);
+        var k = new KernelArgs(K.SimilarityLgteNaive);
+        k.Ptr(v).Ptr(u).Ptr(f).Ptr(a).Ptr(b).Ptr(gamma).Ptr(s).Ptr(logits).Ptr(att).Ptr(fOut).I32(B).I32(C).I32(N).I32(D);
+        Launch(ref k, K.SimilarityLgteNaive.Grid(f.Numel, SmCount), $"B={B} C={C} N={N} d={D} (naive)");
+    }
 }
