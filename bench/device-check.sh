@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Every GPU check and benchmark in one call, for the scarce GPU machine. Two halves:
 #
-#   bench/device-check.sh pack   On the development machine (with the .NET SDK): publishes the test project and
-#                                the CLI framework-dependent, adds one copy of the .NET runtime, and packs it all
-#                                into carry/bundle.tar.xz (the carry limit is 64 MiB).
+#   bench/device-check.sh pack   On the development machine (with the .NET SDK and ../shared): publishes the test
+#                                project and the CLI framework-dependent, adds one copy of the .NET runtime, a slice of
+#                                the QaTa-COV19 subset (120 train, 40 val, 100 test ids), the ops oracle, HF ConvNeXt and
+#                                the PyTorch reference, and packs it all into carry/bundle.tar.xz (carry limit 64 MiB).
 #   bench/device-check.sh run    On the GPU machine (device tool, carry: ["carry"]; no .NET there): unpacks the
-#                                bundle and writes one report to $OUT/report.md — GPU and driver (doctor), NVRTC
-#                                compile of every kernel for this GPU and sm_80/sm_90, the GPU parity tests, the
-#                                whole test suite, and the kernel lab (GB/s and TFLOP/s against the roofline).
+#                                bundle and writes one report to $OUT/report.md — the GPU and driver (doctor), NVRTC
+#                                compile of every kernel for this GPU and sm_80/sm_90, the whole test suite (every
+#                                CUDA-vs-CPU parity test, fused = composed, the model oracles and the training-loss
+#                                comparison run on the GPU there), the oracles through `tmca oracle --device cuda`,
+#                                a training run on the QaTa slice (both metric protocols), the kernel lab
+#                                ($OUT/kernels.md), and one training step of ours beside bench/reference's PyTorch
+#                                (eager FP32, TF32, TF32 + torch.compile) on the same GPU in the same call.
 #
-# `run` degrades cleanly: without a GPU every GPU test skips with its reason and the lab says why it did not run.
+# `run` degrades cleanly: without a GPU the device tests run on the CUDA simulator (when g++ is there) or skip with
+# their reason, and every GPU-only step says why it did not run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
@@ -25,6 +31,25 @@ if [ "$mode" = pack ]; then
   cp "$root/dotnet" carry/build/dotnet/
   cp -r "$root/host/fxr/$ver" carry/build/dotnet/host/fxr/ 2>/dev/null || cp -r "$root/host/fxr/"* carry/build/dotnet/host/fxr/
   cp -r "$root/shared/Microsoft.NETCore.App/$ver" carry/build/dotnet/shared/Microsoft.NETCore.App/
+  # data and references (../shared does not travel to the device machine)
+  sh=../shared
+  mkdir -p carry/build/shared/oracles/hf carry/build/shared/data/qata/images carry/build/shared/data/qata/masks carry/build/shared/data/qata/reports
+  cp "$sh/oracles/ops.safetensors" "$sh/oracles/README.md" carry/build/shared/oracles/
+  cp "$sh/oracles/hf/convnext.safetensors" carry/build/shared/oracles/hf/
+  python3 - "$sh/data/qata-cov19-subset" carry/build/shared/data/qata <<'PY'
+import json, os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+split = json.load(open(os.path.join(src, "split.json")))
+keep = {"train": split["train"][:120], "val": split["val"][:40], "test": split["test"][:100]}
+names = {k: [f for f in os.listdir(os.path.join(src, k))] for k in ("images", "masks", "reports")}
+for ids in keep.values():
+    for i in ids:
+        for k in ("images", "masks", "reports"):
+            for f in names[k]:
+                if os.path.splitext(f)[0] == i: shutil.copy(os.path.join(src, k, f), os.path.join(dst, k, f))
+json.dump(keep, open(os.path.join(dst, "split.json"), "w"))
+PY
+  mkdir -p carry/build/reference && cp bench/reference/tmca_reference.py carry/build/reference/
   tar -C carry/build -cJf carry/bundle.tar.xz .
   rm -rf carry/build
   size=$(stat -c %s carry/bundle.tar.xz)
@@ -52,9 +77,20 @@ section "GPU"; step nvidia-smi --query-gpu=name,driver_version,memory.total,cloc
 section "tmca doctor"; step "$dn" "$b/cli/tmca.dll" doctor; endsection
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '.')
 section "NVRTC compile of every kernel"; step "$dn" "$b/cli/tmca.dll" kernels --compile --arch "${arch:+$arch,}80,90"; endsection
-section "GPU tests (CUDA vs CPU parity, kernel compile)"; step "$dn" "$b/tests/Tmca.Tests.dll" -noColor -namespace "Tmca.Tests.Cuda" -xml "$OUT/gpu-tests.xml"; endsection
-section "whole test suite (tests needing ../shared skip here)"; step "$dn" "$b/tests/Tmca.Tests.dll" -noColor -namespace- "Tmca.Tests.Cuda"; endsection
-section "kernel lab"; step "$dn" "$b/cli/tmca.dll" kernels --bench --out "$OUT/kernels.md"; endsection
+export TMCA_SHARED="$b/shared"
+section "whole test suite on the GPU (parity, fused = composed, oracles, CPU-vs-GPU training losses)"; step "$dn" "$b/tests/Tmca.Tests.dll" -noColor -xml "$OUT/tests.xml"; endsection
+section "oracles through the CLI on the GPU (TF32 off)"; step "$dn" "$b/cli/tmca.dll" oracle --device cuda --failures-only "$b/shared/oracles/ops.safetensors" "$b/shared/oracles/hf/convnext.safetensors" "$b/tests/fixtures/"*.safetensors; endsection
+section "training on the QaTa-COV19 slice (120 train, 40 val, 100 test; small, 20 epochs; both metric protocols)"
+step timeout 300 "$dn" "$b/cli/tmca.dll" train "$b/shared/data/qata" --device cuda --epochs 20 --out "$b/run-qata" && cat "$b/run-qata/eval-test/results.md" >> "$report"; endsection
+section "kernel lab"; step timeout 300 "$dn" "$b/cli/tmca.dll" kernels --bench --device cuda --out "$OUT/kernels.md"; endsection
+section "one training step: ours vs PyTorch on this GPU (batch 32; median of 20 after 3 warm-up)"
+for preset in small tiny; do
+  step timeout 200 "$dn" "$b/cli/tmca.dll" step --device cuda --preset $preset --batch 32 --steps 20 --warmup 3
+  for mode in "" "--tf32" "--tf32 --compile"; do
+    step timeout 300 python3 "$b/reference/tmca_reference.py" --device cuda --preset $preset --batch 32 --steps 20 --warmup 3 $mode
+  done
+done
+endsection
 rm -rf "$b"
 echo "report: $report"
 grep -E "Failed: [1-9]|FAIL" "$report" >/dev/null && exit 1 || exit 0

@@ -117,7 +117,7 @@ class Stage(nn.Module):
         s.up = nn.ConvTranspose2d(C, Cs, 2, 2); s.conv1 = nn.Conv2d(2 * Cs, Cs, 3, padding=1, bias=False); s.bn1 = nn.BatchNorm2d(Cs)
         s.conv2 = nn.Conv2d(Cs, Cs, 3, padding=1, bias=False); s.bn2 = nn.BatchNorm2d(Cs); s.text = text
     def forward(s, x, skip, H):
-        B, C, h, w = x.shape; v = x.permute(0, 2, 3, 1).reshape(B, h * w, C); pe = pe_table(h * w, C)
+        B, C, h, w = x.shape; v = x.permute(0, 2, 3, 1).reshape(B, h * w, C); pe = pe_table(h * w, C).to(x.device)
         u = s.self_attn_norm_in(v); a = s.self_attn
         v = v + s.self_attn_norm_out(mha(u + pe, u + pe, u, a.q, a.k, a.v, a.o, s.c["self_heads"]))
         if s.text:
@@ -176,14 +176,14 @@ class TMCA(nn.Module):
         total = L["bce"] + L["dice"]; B = len(gt)
         Ws = [F.avg_pool2d(gt, gt.shape[-1] // feats[l].shape[-1]) for l in range(4)]
         if f["text"] and f["alignment"] != "none" and f["levels"]:
-            same = (ids[:, None, :] == ids[None, :, :]).all(-1) & ~torch.eye(B, dtype=torch.bool)
+            same = (ids[:, None, :] == ids[None, :, :]).all(-1) & ~torch.eye(B, dtype=torch.bool, device=ids.device)
             tau = torch.clamp(s.align.log_tau.exp(), min=f["tau_min"]); nce = []
             for l in f["levels"]:
                 Wl = Ws[l].reshape(B, -1); n = Wl.shape[1]; tot = Wl.sum(1, keepdim=True)
                 uniform = torch.full_like(Wl, 1.0 / n)
                 om = uniform if f["alignment"] == "global" else torch.where(tot > 1e-6, Wl / tot.clamp_min(1e-12), uniform)
                 z = ((om[:, None, :] @ V[l])[:, 0] @ U[l].t()) / tau
-                zm = z.masked_fill(same, float("-inf")); t = torch.arange(B)
+                zm = z.masked_fill(same, float("-inf")); t = torch.arange(B, device=z.device)
                 L[f"nce{l}"] = 0.5 * (F.cross_entropy(zm, t) + F.cross_entropy(zm.t(), t)); nce.append(L[f"nce{l}"])
             L["nce"] = torch.stack(nce).mean(); total = total + f["lambda_nce"] * L["nce"]
         if f["text"] and f["pixel_loss"]:
@@ -221,23 +221,35 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="small"); ap.add_argument("--batch", type=int, default=8); ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3); ap.add_argument("--threads", type=int, default=0); ap.add_argument("--check")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions (cuda); without it both are strictly FP32")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (if this PyTorch has it)")
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     if a.check: sys.exit(0 if check(a.check) else 1)
+    dev = torch.device(a.device); cuda = dev.type == "cuda"
+    if cuda:   # PyTorch's defaults allow TF32 in cuDNN convolutions: "FP32" must say it off explicitly
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32; torch.backends.cudnn.allow_tf32 = a.tf32
     torch.manual_seed(0)
-    c = dict(PRESETS[a.preset], **COMMON); m = TMCA(c, FLAGS); m.train(); opt = optimizer(m)
+    c = dict(PRESETS[a.preset], **COMMON); m = TMCA(c, FLAGS).to(dev); m.train(); opt = optimizer(m)
+    fwd = torch.compile(m) if a.compile and hasattr(torch, "compile") else m
     S, B = c["image_size"], a.batch
     img = torch.randn(B, 3, S, S); ids = torch.randint(5, 30000, (B, 24)); mask = torch.ones(B, 24, dtype=torch.long); mask[:, 18:] = 0; ids[:, 18:] = 0
     gt = (torch.rand(B, 1, S, S) > 0.7).float()
+    img, ids, mask, gt = img.to(dev), ids.to(dev), mask.to(dev), gt.to(dev)
     times = []
     for i in range(a.warmup + a.steps):
+        if cuda: torch.cuda.synchronize()
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True); loss = m(img, ids, mask, gt)[2]["total"]; loss.backward(); opt.step()
+        opt.zero_grad(set_to_none=True); loss = fwd(img, ids, mask, gt)[2]["total"]; loss.backward(); opt.step()
+        if cuda: torch.cuda.synchronize()
         if i >= a.warmup: times.append(time.perf_counter() - t0)
     times.sort(); med = times[len(times) // 2]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(), "preset": a.preset, "batch": B,
-                      "median_ms": round(med * 1e3, 2), "min_ms": round(times[0] * 1e3, 2), "peak_rss_mib": round(peak_mib, 1)}))
+    mode = ("TF32" if a.tf32 else "FP32") + (" + torch.compile" if fwd is not m else "") if cuda else "CPU"
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "device": a.device, "mode": mode, "threads": torch.get_num_threads(), "preset": a.preset,
+                      "batch": B, "median_ms": round(med * 1e3, 2), "min_ms": round(times[0] * 1e3, 2), "images_per_s": round(B / med, 1),
+                      "peak_device_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None, "peak_rss_mib": round(peak_mib, 1)}))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ public static class CliApp
         root.Subcommands.Add(OracleCommand.Build());
         root.Subcommands.Add(DoctorCommand.Build());
         root.Subcommands.Add(KernelsCommand.Build());
+        root.Subcommands.Add(StepCommand.Build());
         return root;
     }
 

@@ -1,0 +1,34 @@
+using System.CommandLine;
+using System.Text.Json;
+using Tmca.Training;
+
+namespace Tmca.Cli;
+
+/// <summary>`tmca step`: times one full training step (forward, every loss, backward, AdamW) on a random batch, on any
+/// device, and prints one JSON line — the engine's side of the GPU script's comparison with PyTorch.</summary>
+internal static class StepCommand
+{
+    public static Command Build()
+    {
+        var preset = new Option<string>("--preset") { Description = "nano, small or tiny", DefaultValueFactory = _ => "small" };
+        var batch = Common.Batch();
+        var steps = new Option<int>("--steps") { Description = "measured steps (the median is reported)", DefaultValueFactory = _ => 20 };
+        var warmup = new Option<int>("--warmup") { Description = "steps before measuring", DefaultValueFactory = _ => 3 };
+        var device = Common.Device();
+        var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device };
+        cmd.SetAction(p => Common.Guard(() =>
+        {
+            if (p.GetValue(steps) < 1 || p.GetValue(warmup) < 0 || p.GetValue(batch) < 2) throw new ArgumentException("--steps ≥ 1, --warmup ≥ 0 and --batch ≥ 2");
+            var be = Common.Backend(p.GetValue(device)!);
+            Func<long>? peak = be is Tmca.Cuda.CudaBackend cuda ? () => cuda.Pool.PeakBytes : null;
+            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, devicePeak: peak);
+            Console.WriteLine(JsonSerializer.Serialize(new
+            {
+                impl = "tmca", device = t.Device, preset = t.Preset, batch = t.Batch, median_ms = t.MedianMs, min_ms = t.MinMs, images_per_s = t.ImagesPerSecond,
+                peak_device_mib = t.DevicePeakBytes is { } b ? Math.Round(b / 1048576.0, 1) : (double?)null, peak_rss_mib = t.PeakRssMiB,
+            }));
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Tmca.Engine;
+using Tmca.Model;
+
+namespace Tmca.Training;
+
+/// <summary>The timing of one full training step, measured the same way for every device.</summary>
+public sealed record StepTiming(string Preset, int Batch, string Device, double MedianMs, double MinMs, double ImagesPerSecond,
+                                double PeakManagedMiB, double PeakRssMiB, long? DevicePeakBytes);
+
+/// <summary>
+/// One full training step (forward, every loss with the full TMCA flags, backward, AdamW) on a fixed random batch,
+/// timed after warm-up; the median of the measured steps. The same batch and settings as bench/reference's PyTorch
+/// step (random image, 18 of 24 tokens, 30 % target), so the two can be compared in one command.
+/// </summary>
+public static class StepBenchmark
+{
+    public static StepTiming Run(string preset, int batch, int steps, int warmup, IBackend backend, bool profile = false, Func<long>? devicePeak = null)
+    {
+        var cfg = TmcaConfig.Preset(preset);
+        var model = new TmcaModel(cfg, new TmcaFlags(), seed: 0);
+        model.To(backend);
+        var opt = new AdamW(model.Params.Trainable, new AdamWConfig());
+        var r = new Random(0);
+        int S = cfg.ImageSize;
+        var img = Tensor.FromArray(Enumerable.Range(0, batch * 3 * S * S).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray(), batch, 3, S, S);
+        var ids = new long[batch * 24]; var mask = new long[batch * 24];
+        for (int i = 0; i < ids.Length; i++) { bool on = i % 24 < 18; ids[i] = on ? r.Next(5, 30000) : 0; mask[i] = on ? 1 : 0; }
+        var gt = Tensor.FromArray(Enumerable.Range(0, batch * S * S).Select(_ => r.NextDouble() > 0.7 ? 1f : 0f).ToArray(), batch, 1, S, S);
+        Tensor Up(Tensor t) => backend is CpuBackend ? t : t.To(backend, persistent: true);
+        var b = new TmcaBatch(Up(img), Up(Tensor.FromArray(ids, batch, 24)), Up(Tensor.FromArray(mask, batch, 24)), Up(gt)) { HostIds = ids, HostMask = mask };
+        var times = new List<double>();
+        long peakHeap = 0;
+        for (int i = 0; i < warmup + steps; i++)
+        {
+            if (profile && i == warmup) { Profiler.Reset(); Profiler.Enabled = true; }
+            var sw = Stopwatch.StartNew();
+            using (var scope = new TensorScope())
+            using (var tape = new Tape())
+            {
+                opt.ZeroGrad();
+                var loss = model.Losses(model.Forward(b, training: true), b).Total;
+                tape.Backward(loss);
+                opt.StepOnce();
+                backend.Synchronize();   // device work is asynchronous: the step ends when the device is done
+                peakHeap = Math.Max(peakHeap, GC.GetTotalMemory(false));
+            }
+            if (i >= warmup) times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        if (profile) Console.Error.WriteLine(Profiler.Report(steps));
+        times.Sort();
+        var info = GC.GetGCMemoryInfo();
+        double med = times[times.Count / 2];
+        return new StepTiming(preset, batch, backend.Name, Math.Round(med, 2), Math.Round(times[0], 2), Math.Round(batch / (med / 1000), 1),
+                              Math.Round(Math.Max(peakHeap, info.HeapSizeBytes) / 1048576.0, 1), Math.Round(PeakRssBytes() / 1048576.0, 1), devicePeak?.Invoke());
+    }
+
+    /// <summary>VmHWM from /proc/self/status (Linux), else the current working set.</summary>
+    public static long PeakRssBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        }
+        catch (IOException) { }
+        return Environment.WorkingSet;
+    }
+}
