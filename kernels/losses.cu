@@ -4,6 +4,7 @@
 //   both softmax denominators): loss = ½·(mean_i CE(z[i,:]) + mean_j CE(z[:,j]));  gz += g/(2B)·((pRow − δ) + (pCol − δ))
 // The loss gradient g is read from device memory: nothing here waits for the host.
 #include "common.cuh"
+#include "infonce.cuh"
 
 // One block (1024 threads) sums the whole tensor in a fixed order: loss[0] = mean ℓ. x, t: n
 KERNEL void bce_with_logits_f32(const float* __restrict__ x, const float* __restrict__ t, float* __restrict__ loss, i64 n) {
@@ -27,30 +28,7 @@ KERNEL void bce_with_logits_backward_f32(const float* __restrict__ x, const floa
 KERNEL void infonce_f32(const float* __restrict__ z, const unsigned char* __restrict__ same, float* __restrict__ loss,
                         float* __restrict__ p_row, float* __restrict__ p_col, int B) {
     __shared__ float scratch[32];
-    int a = threadIdx.x;
-    float term = 0.0f;
-    if (a < B) {
-        for (int pass = 0; pass < 2; ++pass) {
-            float* p = pass == 0 ? p_row : p_col;
-            float m = -3.402823466e38f;
-            for (int c = 0; c < B; ++c) {
-                int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
-                if (i == j || !same[i * B + j]) m = fmaxf(m, z[i * B + j]);
-            }
-            float s = 0.0f;
-            for (int c = 0; c < B; ++c) {
-                int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
-                if (i == j || !same[i * B + j]) s += expf(z[i * B + j] - m);
-            }
-            float lse = m + logf(s);
-            for (int c = 0; c < B; ++c) {
-                int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
-                p[i * B + j] = (i == j || !same[i * B + j]) ? expf(z[i * B + j] - lse) : 0.0f;
-            }
-            term += lse - z[a * B + a];
-        }
-    }
-    term = block_sum(term, scratch);
+    float term = block_sum(infonce_row_and_column(z, same, p_row, p_col, threadIdx.x, B), scratch);
     if (threadIdx.x == 0) loss[0] = term / (2.0f * B);
 }
 

@@ -4,6 +4,7 @@
 //                   z[l,i,j] = ⟨v̄_i, u_j⟩/τ
 //   multi-level InfoNCE over z: L×B×B → loss[0] = mean over levels, loss[1 + l] = level l's
 #include "common.cuh"
+#include "infonce.cuh"
 
 #define TMCA_LEVELS 4
 struct TmcaLevels {
@@ -87,38 +88,15 @@ KERNEL void tmca_target_logits_backward_f32(TmcaLevels t, const float* __restric
     }
 }
 
-// One block; thread a owns row a and column a of every level in turn (B ≤ blockDim). Same arithmetic as
-// losses.cu's infonce_f32, per level; loss[1 + l] per level, loss[0] their mean.
+// One block; thread a owns row a and column a of every level in turn (B ≤ blockDim): losses.cu's arithmetic
+// (infonce.cuh) per level; loss[1 + l] per level, loss[0] their mean.
 KERNEL void tmca_infonce_multilevel_f32(const float* __restrict__ z, const unsigned char* __restrict__ same, float* __restrict__ loss,
                                         float* __restrict__ p_row, float* __restrict__ p_col, int L, int B) {
     __shared__ float scratch[32];
     float mean = 0.0f;
     for (int l = 0; l < L; ++l) {
-        const float* zl = z + (i64)l * B * B;
-        int a = threadIdx.x;
-        float term = 0.0f;
-        if (a < B) {
-            for (int pass = 0; pass < 2; ++pass) {
-                float* p = (pass == 0 ? p_row : p_col) + (i64)l * B * B;
-                float m = -3.402823466e38f;
-                for (int c = 0; c < B; ++c) {
-                    int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
-                    if (i == j || !same[i * B + j]) m = fmaxf(m, zl[i * B + j]);
-                }
-                float s = 0.0f;
-                for (int c = 0; c < B; ++c) {
-                    int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
-                    if (i == j || !same[i * B + j]) s += expf(zl[i * B + j] - m);
-                }
-                float lse = m + logf(s);
-                for (int c = 0; c < B; ++c) {
-                    int i = pass == 0 ? a : c, j = pass == 0 ? c : a;
-                    p[i * B + j] = (i == j || !same[i * B + j]) ? expf(zl[i * B + j] - lse) : 0.0f;
-                }
-                term += lse - zl[a * B + a];
-            }
-        }
-        term = block_sum(term, scratch) / (2.0f * B);
+        i64 o = (i64)l * B * B;
+        float term = block_sum(infonce_row_and_column(z + o, same, p_row + o, p_col + o, threadIdx.x, B), scratch) / (2.0f * B);
         if (threadIdx.x == 0) loss[1 + l] = term;
         mean += term;
     }
