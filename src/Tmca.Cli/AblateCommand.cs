@@ -4,7 +4,8 @@ using Tmca.Training;
 
 namespace Tmca.Cli;
 
-/// <summary>`tmca ablate [DATA]`: the spec §11 grid with one seed and one budget, and the shuffled-text control.</summary>
+/// <summary>`tmca ablate [DATA]`: the spec §11 grid with one budget, once per seed, and the shuffled-text control; mean ± sd
+/// over seeds and each row's paired-bootstrap interval against text guidance.</summary>
 internal static class AblateCommand
 {
     public static Command Build()
@@ -15,10 +16,13 @@ internal static class AblateCommand
         var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10, Description = "the same budget for every row" };
         var steps = new Option<int?>("--steps") { Description = "cap on optimiser steps per row" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds, each row trained once per seed (e.g. 1,2,3); overrides --seed" };
+        var rows = new Option<string?>("--rows") { Description = "comma-separated rows to run: " + string.Join(", ", Ablation.Grid(new TmcaFlags()).Select(r => r.Slug)) };
+        var resume = new Option<bool>("--resume") { Description = "continue an interrupted ablation in --out: finished runs are kept, the rest run (or resume from their last checkpoint)" };
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 3e-4 };
         var outDir = new Option<string?>("--out") { Description = "folder for the rows' runs and ablation.md (default runs/<date>-ablate)" };
         var layout = Common.Layout(); var device = Common.Device(); var batch = Common.Batch(); var vocab = Common.Vocab();
-        var cmd = new Command("ablate", "the TMCA ablation grid (spec §11) on one dataset with the same seed and budget") { data, preset, config, epochs, steps, seed, lr, outDir, layout, device, batch, vocab };
+        var cmd = new Command("ablate", "the TMCA ablation grid (spec §11) on one dataset with the same seed and budget") { data, preset, config, epochs, steps, seed, seeds, rows, resume, outDir, layout, device, batch, vocab };
         cmd.SetAction(p => Common.Guard(() =>
         {
             var o = new TrainOptions
@@ -27,17 +31,26 @@ internal static class AblateCommand
                 Epochs = p.GetValue(epochs), MaxSteps = p.GetValue(steps), Seed = p.GetValue(seed), Lr = p.GetValue(lr), BatchSize = p.GetValue(batch),
                 Device = p.GetValue(device)!, Vocab = p.GetValue(vocab) ?? "", Flags = new TmcaFlags(),
             };
+            var seedList = ParseList(p.GetValue(seeds), "--seeds").Select(v => int.TryParse(v, out var n) ? n : throw new ArgumentException($"--seeds: '{v}' is not an integer")).ToList();
+            if (seedList.Count == 0) seedList.Add(o.Seed);
+            var rowList = ParseList(p.GetValue(rows), "--rows");
+            Ablation.Select(o.Flags, rowList);   // unknown rows fail before any work
             string dir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-ablate");
-            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any()) throw new IOException($"{dir}: folder exists and is not empty");
+            if (p.GetValue(resume) && p.GetValue(outDir) is null) throw new ArgumentException("--resume needs --out (the ablation folder to continue)");
+            if (!p.GetValue(resume) && Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+                throw new IOException($"{dir}: folder exists and is not empty (--resume continues it)");
             var backend = Common.Backend(o.Device);
             var ui = Common.Reporter();
             var prepared = PreparedData.Load(o.Data, o.Layout, o.ResolveConfig().ImageSize, o.Vocab, ui.Info, ui.Warning);
-            var results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui);
+            var results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, seedList, rowList);
             Console.WriteLine();
-            Console.WriteLine(Ablation.Markdown(results, o, prepared));
-            Console.WriteLine($"written: {dir}/ablation.md, ablation.json, one run folder per row");
+            Console.WriteLine(Ablation.Markdown(results, o, prepared, seedList));
+            Console.WriteLine($"written: {dir}/ablation.md, ablation-seeds.csv, ablation.json, ablation.png, one run folder per row and seed");
             return 0;
         }));
         return cmd;
     }
+
+    private static List<string> ParseList(string? s, string option) =>
+        string.IsNullOrWhiteSpace(s) ? [] : s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
 }

@@ -153,9 +153,40 @@ public class TrainingTests
                      results.Select(r => r.Name));
         var md = File.ReadAllText(d["ablate/ablation.md"]);
         Assert.Contains("shuffled-text control", md);
-        Assert.Contains("Δ vs image only", md);
+        Assert.Contains("Δ Dice vs text guidance [95 % CI]", md);
         Assert.Contains("\"alignment\":\"global\",\"levels\":[3]", results[2].Flags);
         Assert.Contains("\"text\":false", results[0].Flags);
+        Assert.True(File.Exists(d["ablate/ablation.png"]));
+    }
+
+    /// <summary>Several seeds for chosen rows: mean ± sd per row, the interval against text guidance computed from the
+    /// pooled (seed, image) pairs, per-seed values in a CSV, and a second call that finds every run done.</summary>
+    [Fact]
+    public void AblationWithSeedsGivesIntervalsAndResumesRowByRow()
+    {
+        using var d = new TempDir();
+        var o = Options(d.Path, 1) with { MaxSteps = 2 };
+        int[] seeds = [5, 6];
+        string[] rows = ["text-guidance", "full-tmca"];
+        var results = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => f(new SilentReporter()), new SilentReporter(), seeds, rows);
+        Assert.Equal(["text guidance (GuideDecoder base)", "+ LGTE (full TMCA)", "shuffled-text control"], results.Select(r => r.Name));
+        Assert.All(results, r => Assert.Equal(seeds, r.Runs.Select(x => x.Seed)));
+        var full = results[1];
+        Assert.Equal(PairedStatistics.Mean(full.Runs.Select(x => x.Test.DicePerImage).ToList()), full.Mean(x => x.Test.DicePerImage));
+        // the interval is the bootstrap of the pooled per-image differences, recomputed here from the runs
+        var a = full.Runs.SelectMany(x => x.Dice).ToList();
+        var b = results[0].Runs.SelectMany(x => x.Dice).ToList();
+        Assert.Equal(PairedStatistics.BootstrapMeanDifference(a, b), Ablation.DiceVsReference(full, results));
+        Assert.Null(Ablation.DiceVsReference(results[0], results));
+        var csv = File.ReadAllLines(d["ablate/ablation-seeds.csv"]);
+        Assert.Equal(1 + 3 * seeds.Length, csv.Length);
+        Assert.Contains(" ± ", File.ReadAllText(d["ablate/ablation.md"]));
+        // again: every run is found done, nothing is trained, the results are the same
+        var stamp = File.GetLastWriteTimeUtc(d["ablate/full-tmca/seed-5/checkpoints/best.safetensors"]);
+        var again = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => throw new InvalidOperationException("nothing should train"), new SilentReporter(), seeds, rows);
+        Assert.Equal(results.Select(r => r.Mean(x => x.Test.DicePerImage)), again.Select(r => r.Mean(x => x.Test.DicePerImage)));
+        Assert.Equal(stamp, File.GetLastWriteTimeUtc(d["ablate/full-tmca/seed-5/checkpoints/best.safetensors"]));
+        Assert.Throws<ArgumentException>(() => Ablation.Select(new TmcaFlags(), ["no-such-row"]));
     }
 
     [Fact]
