@@ -22,6 +22,7 @@ internal static class TrainCommand
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 3e-4 };
         var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
+        var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds: one run per seed in --out/seed-N, then their mean ± sd (finished seeds are kept)" };
         var device = Common.Device();
         var patience = new Option<int>("--patience") { Description = "early stopping: epochs without a better validation Dice (0: off)", DefaultValueFactory = _ => 8 };
         var noAug = new Option<bool>("--no-augment") { Description = "no random zoom" };
@@ -32,7 +33,7 @@ internal static class TrainCommand
         var vocab = Common.Vocab();
         var cmd = new Command("train", "train TMCA on a dataset folder, or on the embedded synthetic dataset when none is given")
         {
-            data, layout, preset, config, flags, epochs, steps, batch, lr, wd, seed, device, patience, noAug, outDir, resume, imageWeights, textWeights, vocab,
+            data, layout, preset, config, flags, epochs, steps, batch, lr, wd, seed, seeds, device, patience, noAug, outDir, resume, imageWeights, textWeights, vocab,
         };
         cmd.SetAction(p => Common.Guard(() =>
         {
@@ -58,6 +59,7 @@ internal static class TrainCommand
                     Augment = !p.GetValue(noAug), ImageWeights = p.GetValue(imageWeights), TextWeights = p.GetValue(textWeights), Vocab = p.GetValue(vocab) ?? "",
                 };
                 runDir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{(o.Data is null ? "synthetic" : Path.GetFileName(o.Data.TrimEnd('/')))}");
+                if (p.GetValue(seeds) is { } seedText) return TrainSeeds(o, runDir, seedText);
                 if (Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
                     throw new IOException($"{runDir}: run folder exists and is not empty (use --resume to continue it, or --out for a new one)");
             }
@@ -79,5 +81,48 @@ internal static class TrainCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>One run per seed in runDir/seed-N (a seed whose run was evaluated is kept), then seeds.md and seeds.csv.</summary>
+    private static int TrainSeeds(TrainOptions o, string runDir, string seedText)
+    {
+        var seedList = seedText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                               .Select(v => int.TryParse(v, out var n) ? n : throw new ArgumentException($"--seeds: '{v}' is not an integer")).ToList();
+        if (seedList.Count == 0 || seedList.Distinct().Count() != seedList.Count) throw new ArgumentException("--seeds needs one or more distinct seeds");
+        var backend = Common.Backend(o.Device);
+        var ui = Common.Reporter();
+        var prepared = PreparedData.Load(o.Data, o.Layout, o.ResolveConfig().ImageSize, o.Vocab, ui.Info, ui.Warning);
+        var runs = new List<SeedRun>();
+        foreach (int s in seedList)
+        {
+            string dir = Path.Combine(runDir, $"seed-{s}");
+            string evalDir = Path.Combine(dir, "eval-test"), best = Path.Combine(dir, "checkpoints", "best.safetensors");
+            if (File.Exists(Path.Combine(evalDir, "per-sample.csv")) && File.Exists(best))
+            {
+                ui.Info($"seed {s}: evaluated earlier ({dir})");
+                var counts = PerSampleCsv.Read(Path.Combine(evalDir, "per-sample.csv")).Select(x => x.Counts).ToList();
+                double val = new RunLog(dir).ReadEpochs().Select(e => e.GetProperty("val_dice").GetDouble()).DefaultIfEmpty(double.NaN).Max();
+                runs.Add(new SeedRun(s, val, MetricSummary.Of(counts), dir));
+                continue;
+            }
+            bool resume = File.Exists(Path.Combine(dir, "checkpoints", "last.safetensors"));
+            if (!resume && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            Directory.CreateDirectory(dir);
+            ui.Info($"── seed {s} ──");
+            var so = o with { Seed = s };
+            var result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));
+            var model = Common.LoadModel(result.BestCheckpoint, backend);
+            var ev = Evaluator.Run(model, prepared.Test, Math.Max(o.BatchSize, 8));
+            Evaluator.Write(ev, evalDir, $"TMCA (seed {s})", result.BestCheckpoint);
+            runs.Add(new SeedRun(s, result.BestValDice, ev.Summary, dir));
+        }
+        string label = $"TMCA {(o.ConfigFile ?? o.Preset)}, from scratch";
+        var md = SeedSummary.Markdown(runs, label) + $"\n{prepared.Test.Count} test images; one run per seed, everything else equal (`{string.Join(",", seedList)}`).\n";
+        Tmca.Engine.AtomicFile.WriteAllText(Path.Combine(runDir, "seeds.md"), md);
+        Tmca.Engine.AtomicFile.WriteAllText(Path.Combine(runDir, "seeds.csv"), SeedSummary.Csv(runs));
+        Console.WriteLine();
+        Console.WriteLine(md);
+        Console.WriteLine($"written: {runDir}/seeds.md, seeds.csv, one run folder per seed");
+        return 0;
     }
 }

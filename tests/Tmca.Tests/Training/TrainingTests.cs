@@ -159,6 +159,29 @@ public class TrainingTests
         Assert.True(File.Exists(d["ablate/ablation.png"]));
     }
 
+    /// <summary>`tmca train --seeds`: one run per seed, then each seed's metrics and their mean ± sd; a second call keeps
+    /// the finished seeds.</summary>
+    [Fact]
+    public void TrainWithSeedsSummarisesEverySeed()
+    {
+        using var d = new TempDir();
+        DataFixtures.PerId(d["data"], withVal: true);
+        var cfg = WriteTiny(d.Path);
+        var (code, err) = Cli.Run("train", d["data"], "--config", cfg, "--epochs", "1", "--steps", "2", "--batch", "2", "--seeds", "3,4", "--out", d["run"]);
+        Assert.True(code == 0, err);
+        var csv = File.ReadAllLines(d["run/seeds.csv"]);
+        Assert.Equal(3, csv.Length);
+        Assert.StartsWith("3,", csv[1]); Assert.StartsWith("4,", csv[2]);
+        var md = File.ReadAllText(d["run/seeds.md"]);
+        Assert.Contains("mean ± sd (2 seeds)", md);
+        var dice = csv.Skip(1).Select(l => double.Parse(l.Split(',')[1], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Contains($"{PairedStatistics.Mean(dice) * 100:0.00} ± {PairedStatistics.StdDev(dice) * 100:0.00}", md);
+        var stamp = File.GetLastWriteTimeUtc(d["run/seed-3/checkpoints/best.safetensors"]);
+        (code, err) = Cli.Run("train", d["data"], "--config", cfg, "--epochs", "1", "--steps", "2", "--batch", "2", "--seeds", "3,4", "--out", d["run"]);
+        Assert.True(code == 0, err);
+        Assert.Equal(stamp, File.GetLastWriteTimeUtc(d["run/seed-3/checkpoints/best.safetensors"]));
+    }
+
     /// <summary>Several seeds for chosen rows: mean ± sd per row, the interval against text guidance computed from the
     /// pooled (seed, image) pairs, per-seed values in a CSV, and a second call that finds every run done.</summary>
     [Fact]
