@@ -22,7 +22,7 @@ internal static class AblateCommand
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 3e-4 };
         var outDir = new Option<string?>("--out") { Description = "folder for the rows' runs and ablation.md (default runs/<date>-ablate)" };
         var layout = Common.Layout(); var device = Common.Device(); var batch = Common.Batch(); var vocab = Common.Vocab();
-        var cmd = new Command("ablate", "the TMCA ablation grid (spec §11) on one dataset with the same seed and budget") { data, preset, config, epochs, steps, seed, seeds, rows, resume, outDir, layout, device, batch, vocab };
+        var cmd = new Command("ablate", "the TMCA ablation grid (spec §11) on one dataset with the same seed and budget") { data, preset, config, epochs, steps, seed, seeds, rows, resume, lr, outDir, layout, device, batch, vocab };
         cmd.SetAction(p => Common.Guard(() =>
         {
             var o = new TrainOptions

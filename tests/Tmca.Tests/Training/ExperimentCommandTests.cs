@@ -56,6 +56,13 @@ public class ExperimentCommandTests
         Assert.Equal(1 + 3 * 2, File.ReadAllLines(d["abl/ablation-seeds.csv"]).Length);
         Assert.Contains("Δ Dice vs text guidance [95 % CI]", File.ReadAllText(d["abl/ablation.md"]));
         Assert.True(File.Exists(d["abl/ablation.png"]));
+        // every option reached the runs (an option left out of the command would silently read as 0)
+        using (var opts = System.Text.Json.JsonDocument.Parse(File.ReadAllText(d["abl/full-tmca/seed-2/options.json"])))
+        {
+            Assert.Equal(3e-4, opts.RootElement.GetProperty("Lr").GetDouble());
+            Assert.Equal(2, opts.RootElement.GetProperty("Seed").GetInt32());
+            Assert.Equal(1, opts.RootElement.GetProperty("Epochs").GetInt32());
+        }
         // an unknown row fails before any work, naming the rows there are
         (code, err) = Cli.Run(["ablate", data, .. common, "--rows", "nope", "--out", d["abl2"]]);
         Assert.Equal(2, code);
