@@ -136,6 +136,13 @@ public static class Predictor
     private static List<string> Wrap(string text, SKTypeface tf, float size, float width)
     {
         using var font = new SKFont(tf, size);
+        return Wrap(text, font, width);
+    }
+
+    /// <summary>Words into lines no wider than <paramref name="width"/>; at most <paramref name="maxLines"/> (the last one
+    /// ends in … when the text was cut).</summary>
+    internal static List<string> Wrap(string text, SKFont font, float width, int maxLines = int.MaxValue)
+    {
         var lines = new List<string>();
         var cur = "";
         foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
@@ -145,6 +152,7 @@ public static class Predictor
             else cur = next;
         }
         if (cur.Length > 0) lines.Add(cur);
+        if (lines.Count > maxLines) { lines = lines.Take(maxLines).ToList(); lines[^1] += " …"; }
         return lines;
     }
 }

@@ -142,26 +142,10 @@ public static class RunComparison
             }
             var p = worst.First(w => w.Id == s.Source.Id);
             string cap = string.Create(CultureInfo.InvariantCulture, $"{s.Source.Id}: Dice A {p.DiceA * 100:0.0}, B {p.DiceB * 100:0.0} — {s.Source.Report}");
-            var lines = Wrap(cap, font, width - 2 * pad, 2);
+            var lines = Predictor.Wrap(cap, font, width - 2 * pad, 2);
             for (int i = 0; i < lines.Count; i++) canvas.DrawText(lines[i], pad, y0 + panel + 16 + 16 * i, SKTextAlign.Left, font, text);
         }
         canvas.Flush();
         ImageIO.SavePng(path, bmp);
-    }
-
-    /// <summary>Words into at most <paramref name="maxLines"/> lines of the given width (the last one ends in … if cut).</summary>
-    private static List<string> Wrap(string text, SKFont font, float width, int maxLines)
-    {
-        var lines = new List<string>();
-        var cur = "";
-        foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var next = cur.Length == 0 ? word : cur + " " + word;
-            if (font.MeasureText(next) > width && cur.Length > 0) { lines.Add(cur); cur = word; }
-            else cur = next;
-        }
-        if (cur.Length > 0) lines.Add(cur);
-        if (lines.Count > maxLines) { lines = lines.Take(maxLines).ToList(); lines[^1] += " …"; }
-        return lines;
     }
 }
