@@ -29,6 +29,9 @@ public sealed record ComparedRun(string Label, string? RunDir, List<(string Id, 
             runDir = Path.GetFileName(dir) == "eval-test" ? Path.GetDirectoryName(dir) : null;
             label = runDir is null ? Path.GetFileName(dir) : Path.GetFileName(runDir);
         }
+        // seed folders of a multi-seed run or an ablation ("full-tmca/seed-1"): name the parent too
+        if (runDir is not null && label.StartsWith("seed-"))
+            label = $"{Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(runDir).TrimEnd('/')))}/{label}";
         return new ComparedRun(label, runDir, PerSampleCsv.Read(csv));
     }
 }
@@ -119,7 +122,7 @@ public static class RunComparison
         canvas.Clear(new SKColor(20, 20, 20));
         using var text = new SKPaint { Color = SKColors.White, IsAntialias = true };
         using var font = new SKFont(SKTypeface.Default, 12);
-        canvas.DrawText($"image | ground truth | A: {labelA} | B: {labelB}  (largest |Dice A − Dice B| first)", pad, 16, SKTextAlign.Left, font, text);
+        canvas.DrawText($"image | ground truth | A: {labelA} | B: {labelB}", pad, 16, SKTextAlign.Left, font, text);
         for (int r = 0; r < chosen.Count; r++)
         {
             var s = chosen[r];
