@@ -149,3 +149,29 @@ public static class Cli
         finally { Console.SetError(prevErr); }
     }
 }
+
+/// <summary>The tiny model config the training, CLI and device tests share (seconds per run, not minutes).</summary>
+public static class TestConfigs
+{
+    public static Tmca.Model.TmcaConfig Tiny => new()
+    {
+        ImageSize = 32, Dims = [8, 16, 16, 16], Depths = [1, 1, 1, 1], TextHidden = 16, TextLayers = 1, TextHeads = 2, TextIntermediate = 32,
+        VocabSize = 30522, MaxPositions = 24, AlignDim = 8, HeadChannels = 2, CrossHeads = 2,
+    };
+
+    /// <summary>Writes the tiny config as dir/tiny.json and returns its path.</summary>
+    public static string WriteTiny(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var p = Path.Combine(dir, "tiny.json");
+        File.WriteAllText(p, Tiny.ToJson());
+        return p;
+    }
+}
+
+/// <summary>The first failures of an oracle report, one line each, for an assertion message.</summary>
+public static class OracleFailures
+{
+    public static string Describe(Tmca.Engine.Verification.OracleReport r) =>
+        string.Join("\n", r.Items.Where(i => !i.Pass).Take(20).Select(i => $"{i.Name}: max|a-b| {i.MaxAbs:E2} relL2 {i.RelL2:E2} {i.Note}"));
+}

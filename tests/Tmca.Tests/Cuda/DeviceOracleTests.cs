@@ -22,7 +22,7 @@ public class DeviceOracleTests
     {
         var device = Device.Require();
         var report = ModelOracle.Run(SafetensorsFile.Open(Paths.RequireShared($"oracles/{file}")), device);
-        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Pass, OracleFailures.Describe(report));
         Assert.Equal(expectedChecks, report.Items.Count);
     }
 
@@ -34,7 +34,7 @@ public class DeviceOracleTests
     {
         var device = Device.Require();
         var report = ModelOracle.Run(SafetensorsFile.Open(Paths.Fixture(file)), device);
-        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Pass, OracleFailures.Describe(report));
         Assert.True(report.Items.Count > 500);
     }
 
@@ -45,7 +45,7 @@ public class DeviceOracleTests
     {
         var device = Device.Require();
         var report = HfEncoderOracle.Run(SafetensorsFile.Open(Paths.RequireShared($"oracles/{file}")), device);
-        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Pass, OracleFailures.Describe(report));
         Assert.Contains(report.Items, i => i.Name.StartsWith("grad.embeddings."));
     }
 
@@ -54,12 +54,9 @@ public class DeviceOracleTests
     {
         var device = Device.Require();
         var shipped = OpsOracle.Run(SafetensorsFile.Open(Paths.RequireShared("oracles/ops.safetensors")), device);
-        Assert.True(shipped.Pass, Failures(shipped));
+        Assert.True(shipped.Pass, OracleFailures.Describe(shipped));
         Assert.Equal(OpsOracle.Run(SafetensorsFile.Open(Paths.Oracle("ops.safetensors"))).Items.Count, shipped.Items.Count);
         var other = OpsOracle.Run(SafetensorsFile.Open(Paths.Fixture("ops-seed7.safetensors")), device);
-        Assert.True(other.Pass, Failures(other));
+        Assert.True(other.Pass, OracleFailures.Describe(other));
     }
-
-    private static string Failures(OracleReport r) =>
-        string.Join("\n", r.Items.Where(i => !i.Pass).Take(20).Select(i => $"{i.Name}: max|a-b| {i.MaxAbs:E2} relL2 {i.RelL2:E2} {i.Note}"));
 }

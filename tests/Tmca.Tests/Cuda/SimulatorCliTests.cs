@@ -16,12 +16,7 @@ public class SimulatorCliTests
         Device.RequireSimulator(new Tmca.Cuda.Sim.SimOptions()).Dispose();   // needs the simulator itself, not just a device
         using var d = new TempDir();
         DataFixtures.PerId(d.Path, withVal: true);
-        var cfg = Path.Combine(d.Path, "tiny.json");
-        File.WriteAllText(cfg, new Tmca.Model.TmcaConfig
-        {
-            ImageSize = 32, Dims = [8, 16, 16, 16], Depths = [1, 1, 1, 1], TextHidden = 16, TextLayers = 1, TextHeads = 2, TextIntermediate = 32,
-            VocabSize = 30522, MaxPositions = 24, AlignDim = 8, HeadChannels = 2, CrossHeads = 2,
-        }.ToJson());
+        var cfg = TestConfigs.WriteTiny(d.Path);
         var (code, err) = Cli.Run("train", d.Path, "--config", cfg, "--epochs", "1", "--steps", "2", "--batch", "2", "--device", "cuda-sim", "--out", d["run"]);
         Assert.True(code == 0, err);
         Assert.Equal(2, File.ReadAllLines(d["run/steps.jsonl"]).Length);

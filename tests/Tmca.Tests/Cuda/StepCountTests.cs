@@ -19,11 +19,7 @@ public class StepCountTests
         using var d = new TempDir();
         DataFixtures.PerId(d.Path, withVal: true, train: 8);
         var data = PreparedData.Load(d.Path, "per-id", 32, null, _ => { }, _ => { });
-        var cfg = new TmcaConfig
-        {
-            ImageSize = 32, Dims = [8, 16, 16, 16], Depths = [1, 1, 1, 1], TextHidden = 16, TextLayers = 1, TextHeads = 2, TextIntermediate = 32,
-            VocabSize = 30522, MaxPositions = 24, AlignDim = 8, HeadChannels = 2, CrossHeads = 2,
-        };
+        var cfg = TestConfigs.Tiny;
         var model = new TmcaModel(cfg, new TmcaFlags(), seed: 1);   // every TMCA loss on
         model.To(device);
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig(1e-3));

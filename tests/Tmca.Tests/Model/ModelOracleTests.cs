@@ -14,7 +14,7 @@ public class ModelOracleTests
     public void ModelMatchesTheReference(string file, int expectedChecks)
     {
         var report = ModelOracle.Run(SafetensorsFile.Open(Paths.RequireShared($"oracles/{file}")));
-        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Pass, OracleFailures.Describe(report));
         // every output, loss term, gradient, buffer and step the file records was compared
         Assert.Equal(expectedChecks, report.Items.Count);
     }
@@ -27,7 +27,7 @@ public class ModelOracleTests
     public void ModelMatchesOtherReferenceFiles(string file)
     {
         var report = ModelOracle.Run(SafetensorsFile.Open(Paths.Fixture(file)));
-        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Pass, OracleFailures.Describe(report));
         Assert.True(report.Items.Count > 500);
     }
 
@@ -37,7 +37,7 @@ public class ModelOracleTests
     public void EncodersMatchHuggingFace(string file)
     {
         var report = HfEncoderOracle.Run(SafetensorsFile.Open(Paths.RequireShared($"oracles/{file}")));
-        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Pass, OracleFailures.Describe(report));
         Assert.Contains(report.Items, i => i.Name == "loss");
         Assert.Contains(report.Items, i => i.Name.StartsWith("grad.embeddings."));
     }
@@ -46,10 +46,7 @@ public class ModelOracleTests
     public void TokenizerMatchesHuggingFaceOnEveryRow()
     {
         var report = TokenizerOracle.Run(Paths.RequireShared("oracles/hf/tokenizer.json"));
-        Assert.True(report.Pass, Failures(report));
+        Assert.True(report.Pass, OracleFailures.Describe(report));
         Assert.Equal(166, report.Items.Count);
     }
-
-    private static string Failures(Tmca.Engine.Verification.OracleReport r) =>
-        string.Join("\n", r.Items.Where(i => !i.Pass).Take(20).Select(i => $"{i.Name}: max|a-b| {i.MaxAbs:E2} relL2 {i.RelL2:E2} {i.Note}"));
 }

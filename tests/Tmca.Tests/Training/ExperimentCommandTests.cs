@@ -10,17 +10,6 @@ namespace Tmca.Tests.Training;
 [Collection("cli")]
 public class ExperimentCommandTests
 {
-    private static string Tiny(string dir)
-    {
-        var p = Path.Combine(dir, "tiny.json");
-        File.WriteAllText(p, new TmcaConfig
-        {
-            ImageSize = 32, Dims = [8, 16, 16, 16], Depths = [1, 1, 1, 1], TextHidden = 16, TextLayers = 1, TextHeads = 2, TextIntermediate = 32,
-            VocabSize = 30522, MaxPositions = 24, AlignDim = 8, HeadChannels = 2, CrossHeads = 2,
-        }.ToJson());
-        return p;
-    }
-
     [Theory]
     [InlineData("lvit")]
     [InlineData("csv")]
@@ -35,7 +24,7 @@ public class ExperimentCommandTests
             case "csv": DataFixtures.Csv(data, withVal: true); break;
             default: DataFixtures.PerId(data, withVal: true); break;
         }
-        var cfg = Tiny(d.Path);
+        var cfg = TestConfigs.WriteTiny(d.Path);
         string[] common = ["--config", cfg, "--epochs", "1", "--steps", "2", "--batch", "2"];
         Assert.Equal(0, Cli.Run(["train", data, .. common, "--seed", "1", "--out", d["a"]]).Code);
         Assert.Equal(0, Cli.Run(["train", data, .. common, "--seed", "2", "--flags", "{\"text\": false}", "--out", d["b"]]).Code);

@@ -15,11 +15,7 @@ namespace Tmca.Tests.Training;
 [Collection("cli")]
 public class TrainingTests
 {
-    private static readonly TmcaConfig Tiny = new()
-    {
-        ImageSize = 32, Dims = [8, 16, 16, 16], Depths = [1, 1, 1, 1], TextHidden = 16, TextLayers = 1, TextHeads = 2, TextIntermediate = 32,
-        VocabSize = 30522, MaxPositions = 24, AlignDim = 8, HeadChannels = 2, CrossHeads = 2,
-    };
+    private static readonly TmcaConfig Tiny = TestConfigs.Tiny;
 
     private static readonly Lazy<PreparedData> Data = new(() =>
     {
@@ -30,9 +26,7 @@ public class TrainingTests
 
     private static TrainOptions Options(string dir, int epochs, int patience = 0)
     {
-        var cfg = Path.Combine(dir, "tiny.json");
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(cfg, Tiny.ToJson());
+        var cfg = TestConfigs.WriteTiny(dir);
         return new TrainOptions { ConfigFile = cfg, Epochs = epochs, BatchSize = 8, Lr = 1e-3, Seed = 5, Patience = patience };
     }
 
@@ -257,10 +251,5 @@ public class TrainingTests
         Assert.Contains("| TMCA", File.ReadAllText(d["run/eval-test/results.md"]));
     }
 
-    private static string WriteTiny(string dir)
-    {
-        var p = Path.Combine(dir, "tiny.json");
-        File.WriteAllText(p, Tiny.ToJson());
-        return p;
-    }
+    private static string WriteTiny(string dir) => TestConfigs.WriteTiny(dir);
 }
