@@ -113,7 +113,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         finally { h.Free(); }
         HostToDeviceCopies++;
         if (dst.Storage is CudaStorage cs && host is long[] ids && dst.DType == DType.I64)
-            cs.KnownRange = dst.Numel == 0 ? (0, 0) : (ids.AsSpan(0, (int)dst.Numel).ToArray().Min(), ids.AsSpan(0, (int)dst.Numel).ToArray().Max());
+            cs.KnownRange = MinMax(ids.AsSpan(0, (int)dst.Numel));
     }
 
     public Array Download(Tensor src)

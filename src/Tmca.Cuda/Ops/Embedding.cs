@@ -44,5 +44,12 @@ public sealed partial class CudaBackend
             throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {(min < 0 ? min : max)} outside the table of {vocab} rows");
     }
 
-    private static (long, long) MinMax(long[] v) => (v.Min(), v.Max());
+    /// <summary>The smallest and largest id in one pass; (0, 0) for none.</summary>
+    internal static (long Min, long Max) MinMax(ReadOnlySpan<long> v)
+    {
+        if (v.IsEmpty) return (0, 0);
+        long min = v[0], max = v[0];
+        foreach (var x in v) { if (x < min) min = x; if (x > max) max = x; }
+        return (min, max);
+    }
 }
