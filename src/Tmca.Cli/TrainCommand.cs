@@ -105,9 +105,7 @@ internal static class TrainCommand
                 runs.Add(new SeedRun(s, val, MetricSummary.Of(counts), dir));
                 continue;
             }
-            bool resume = File.Exists(Path.Combine(dir, "checkpoints", "last.safetensors"));
-            if (!resume && Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
-            Directory.CreateDirectory(dir);
+            bool resume = Trainer.PrepareRunFolder(dir);
             ui.Info($"── seed {s} ──");
             var so = o with { Seed = s };
             var result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));

@@ -95,9 +95,7 @@ public static class Ablation
                     full ? Load(Path.Combine(runDir, "eval-test-shuffled"), seed, bestVal, ckpt) : null, j.RootElement.GetProperty("flags").GetString()!);
         }
         ui.Info($"── {row.Name}, seed {seed} ──");
-        bool resume = File.Exists(Path.Combine(runDir, "checkpoints", "last.safetensors"));
-        if (!resume && Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);   // interrupted before its first checkpoint
-        Directory.CreateDirectory(runDir);
+        bool resume = Trainer.PrepareRunFolder(runDir);
         var opts = o with { Flags = row.Flags, Patience = 0, Seed = seed };
         var tr = withProgress(r => Trainer.Run(opts, data, runDir, r, backend, resume));
         var model = Checkpoint.Load(tr.BestCheckpoint, backend);

@@ -125,6 +125,19 @@ public static class Trainer
     private static double? Nan(double v) => double.IsNaN(v) ? null : v;
 
     /// <summary>
+    /// Readies a run folder that a multi-run command (ablation rows, seeds) may have started before: true when it holds a
+    /// last checkpoint to resume from; otherwise any leftovers of a run interrupted before its first checkpoint are removed
+    /// and the run starts clean.
+    /// </summary>
+    public static bool PrepareRunFolder(string runDir)
+    {
+        bool resume = File.Exists(Path.Combine(runDir, "checkpoints", "last.safetensors"));
+        if (!resume && Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
+        Directory.CreateDirectory(runDir);
+        return resume;
+    }
+
+    /// <summary>
     /// One training step on an open tape: forward, every loss, backward, AdamW — all queued on the model's backend
     /// — then the loss terms for the log, the step's one device → host copy.
     /// </summary>
