@@ -10,19 +10,22 @@ internal static class AblateCommand
 {
     public static Command Build()
     {
-        var data = new Argument<string?>("data") { Description = "dataset folder; omitted: the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne };
-        var preset = new Option<string>("--preset") { DefaultValueFactory = _ => "nano", Description = "model size for every row" };
-        var config = new Option<string?>("--config") { Description = "config JSON instead of a preset" };
-        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10, Description = "the same budget for every row" };
-        var steps = new Option<int?>("--steps") { Description = "cap on optimiser steps per row" };
+        var data = Common.Data();
+        var preset = Common.Preset("nano");
+        var config = new Option<string?>("--config") { Description = "config JSON instead of a preset" }.ExistingFile();
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10, Description = "the same budget for every row" }.Positive();
+        var steps = new Option<int?>("--steps") { Description = "cap on optimiser steps per row" }.Positive();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
-        var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds, each row trained once per seed (e.g. 1,2,3); overrides --seed" };
+        var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds, each row trained once per seed (e.g. 1,2,3)" }.IntList();
         var rows = new Option<string?>("--rows") { Description = "comma-separated rows to run: " + string.Join(", ", Ablation.Grid(new TmcaFlags()).Select(r => r.Slug)) };
         var resume = new Option<bool>("--resume") { Description = "continue an interrupted ablation in --out: finished runs are kept, the rest run (or resume from their last checkpoint)" };
-        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 3e-4 };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 3e-4 }.Finite(0, 10, minExclusive: true);
         var outDir = new Option<string?>("--out") { Description = "folder for the rows' runs and ablation.md (default runs/<date>-ablate)" };
-        var layout = Common.Layout(); var device = Common.Device(); var batch = Common.Batch(); var vocab = Common.Vocab();
+        var layout = Common.Layout(); var device = Common.Device(); var batch = Common.Batch(min: 2); var vocab = Common.Vocab();
         var cmd = new Command("ablate", "the TMCA ablation grid (spec §11) on one dataset with the same seed and budget") { data, preset, config, epochs, steps, seed, seeds, rows, resume, lr, outDir, layout, device, batch, vocab };
+        cmd.Exclusive(preset, config, "the config file gives the model size");
+        cmd.Exclusive(seeds, seed, "--seeds lists every seed");
+        cmd.Requires(resume, outDir);
         cmd.SetAction(p => Common.Guard(() =>
         {
             var o = new TrainOptions
@@ -38,10 +41,11 @@ internal static class AblateCommand
             string dir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-ablate");
             if (p.GetValue(resume) && p.GetValue(outDir) is null) throw new ArgumentException("--resume needs --out (the ablation folder to continue)");
             if (!p.GetValue(resume) && Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
-                throw new IOException($"{dir}: folder exists and is not empty (--resume continues it)");
+                throw new UsageException($"{dir}: folder exists and is not empty (--resume continues it)");
             var backend = Common.Backend(o.Device);
             var ui = Common.Reporter();
             var prepared = PreparedData.Load(o.Data, o.Layout, o.ResolveConfig().ImageSize, o.Vocab, ui.Info, ui.Warning);
+            using var interrupt = ProcessInterrupt.Listen();
             var results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, seedList, rowList);
             Console.WriteLine();
             Console.WriteLine(Ablation.Markdown(results, o, prepared, seedList));

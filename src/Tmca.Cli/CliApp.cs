@@ -18,8 +18,19 @@ public static class CliApp
         root.Subcommands.Add(KernelsCommand.Build());
         root.Subcommands.Add(StepCommand.Build());
         root.Subcommands.Add(CompareCommand.Build());
+        root.Subcommands.Add(ReplayCommand.Build());
         return root;
     }
 
-    public static int Run(params string[] args) => Build().Parse(args).Invoke();
+    /// <summary>Parses and runs. A command line that does not parse or validate is one line per problem on stderr and exit
+    /// code <see cref="ExitCodes.Usage"/>, before any work.</summary>
+    public static int Run(params string[] args)
+    {
+        var parsed = Build().Parse(args);
+        if (parsed.Errors.Count == 0) return parsed.Invoke();
+        Console.Out.Flush();
+        string help = $"tmca {string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')).Take(1))} --help".Replace("  ", " ");
+        foreach (var e in parsed.Errors) Console.Error.WriteLine($"error: {e.Message} (see {help})");
+        return ExitCodes.Usage;
+    }
 }

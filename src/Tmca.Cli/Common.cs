@@ -10,31 +10,48 @@ namespace Tmca.Cli;
 /// <summary>Options and helpers shared by the commands.</summary>
 internal static class Common
 {
-    public static Option<string> Device() => new("--device")
+    public static Option<string> Device() => new Option<string>("--device")
     {
         Description = "cpu, cuda (a GPU) or cuda-sim (the CUDA kernels on the CPU simulator; TMCA_CUDA_TRACE=1 prints every launch)",
         DefaultValueFactory = _ => "cpu",
-    };
-    public static Option<string?> Layout() => new("--layout") { Description = "dataset layout: lvit, csv or per-id (default: detected)" };
-    public static Option<string?> Vocab() => new("--vocab") { Description = "WordPiece vocab.txt (default: the embedded CXR-BERT vocabulary)" };
-    public static Option<int> Batch() => new("--batch") { Description = "batch size", DefaultValueFactory = _ => 8 };
+    }.OneOf("cpu", "cuda", "cuda-sim", "gpu", "sim");
+    public static Option<string?> Layout()
+    {
+        var o = new Option<string?>("--layout") { Description = "dataset layout: lvit, csv or per-id (default: detected)" };
+        o.AcceptOnlyFromAmong(Tmca.Data.Layouts.DatasetLoader.Layouts);
+        return o;
+    }
+    public static Option<string?> Vocab() => new Option<string?>("--vocab") { Description = "WordPiece vocab.txt (default: the embedded CXR-BERT vocabulary)" }.ExistingFile();
+    /// <summary>Batch size; training needs 2 (BatchNorm), evaluation 1.</summary>
+    public static Option<int> Batch(int min = 1) => new Option<int>("--batch") { Description = "batch size", DefaultValueFactory = _ => 8 }.Positive(min);
+    public static Option<string> Preset(string @default) => new Option<string>("--preset") { Description = "model size: nano, small or tiny", DefaultValueFactory = _ => @default }.OneOf("nano", "small", "tiny");
+    public static Argument<string?> Data() => new Argument<string?>("data") { Description = "dataset folder (lvit, csv or per-id layout); omitted: the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne }.ExistingDirectory();
+    public static Argument<string> CheckpointArgument() => new Argument<string>("checkpoint") { Description = "model checkpoint (.safetensors)" }.ExistingFile();
 
     /// <summary>The compute backend by name; CUDA arrives with the CUDA backend (a clear error until then).</summary>
     public static IBackend Backend(string name) => Backends.Get(name);
 
-    /// <summary>Runs a command body: bad input becomes one line on stderr and exit code 2, never a stack trace.</summary>
+    /// <summary>Runs a command body: an expected failure becomes one line on stderr and its exit code (<see cref="ExitCodes"/>),
+    /// never a stack trace; an unexpected one (a bug) also writes its stack trace to a crash log and says where.</summary>
     public static int Guard(Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is DataException or SafetensorsException or FileNotFoundException or DirectoryNotFoundException
-                                   or InvalidDataException or ArgumentException or IOException or UnauthorizedAccessException
-                                   or System.Text.Json.JsonException or BackendUnavailableException or NotSupportedException
-                                   or Tmca.Cuda.Native.CudaException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             Console.Out.Flush();
-            Console.Error.WriteLine($"error: {e.Message}");
-            return 2;
+            if (ExitCodes.Expected(e)) Console.Error.WriteLine($"error: {e.Message}");
+            else Console.Error.WriteLine($"error: internal error ({e.GetType().Name}: {e.Message}); stack trace in {CrashLog(e)}; please report it");
+            return ExitCodes.For(e);
         }
+    }
+
+    /// <summary>Writes an unexpected exception's full text to a crash log in the temp folder; returns its path.</summary>
+    private static string CrashLog(Exception e)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"tmca-crash-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}.log");
+        try { File.WriteAllText(path, $"tmca {string.Join(' ', Environment.GetCommandLineArgs().Skip(1))}\n{DateTime.UtcNow:O}\n\n{e}\n"); }
+        catch (Exception) { return "(the crash log could not be written)"; }
+        return path;
     }
 
     public static ITrainReporter Reporter() => new LineReporter(Console.Out);
@@ -51,11 +68,8 @@ internal static class Common
         return result;
     }
 
-    public static TmcaModel LoadModel(string checkpoint, IBackend backend)
-    {
-        if (!File.Exists(checkpoint)) throw new FileNotFoundException($"{checkpoint}: checkpoint not found", checkpoint);
-        return Checkpoint.Load(checkpoint, backend);
-    }
+    /// <summary>A model checkpoint, verified whole before loading; a corrupt one names an intact alternative of its run.</summary>
+    public static TmcaModel LoadModel(string checkpoint, IBackend backend) => TrainingCheckpoint.LoadModel(checkpoint, backend);
 }
 
 /// <summary>A progress bar per epoch with loss, Dice, images/s and ETA.</summary>

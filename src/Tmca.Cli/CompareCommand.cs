@@ -13,7 +13,7 @@ internal static class CompareCommand
         var a = new Argument<string>("run-a") { Description = "run folder (or its eval-test/per-sample.csv)" };
         var b = new Argument<string>("run-b") { Description = "run folder (or its eval-test/per-sample.csv)" };
         var outDir = new Option<string?>("--out") { Description = "folder for compare.md, compare.csv, compare.png and largest-differences.png (default runs/<date>-compare)" };
-        var sheet = new Option<int>("--sheet") { Description = "images in the contact sheet (largest |ΔDice| first; 0: none)", DefaultValueFactory = _ => 8 };
+        var sheet = new Option<int>("--sheet") { Description = "images in the contact sheet (largest |ΔDice| first; 0: none)", DefaultValueFactory = _ => 8 }.Positive(min: 0);
         var device = Common.Device();
         var cmd = new Command("compare", "paired comparison of two runs on the same test images (Dice and IoU differences, 95 % bootstrap intervals, sign test, contact sheet)")
         {

@@ -8,9 +8,9 @@ internal static class EvalCommand
 {
     public static Command Build()
     {
-        var ckpt = new Argument<string>("checkpoint") { Description = "model checkpoint (.safetensors)" };
-        var data = new Argument<string?>("data") { Description = "dataset folder; omitted: the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne };
-        var split = new Option<string>("--split") { DefaultValueFactory = _ => "test", Description = "train, val or test" };
+        var ckpt = Common.CheckpointArgument();
+        var data = Common.Data();
+        var split = new Option<string>("--split") { DefaultValueFactory = _ => "test", Description = "train, val or test" }.OneOf("train", "val", "test");
         var outDir = new Option<string?>("--out") { Description = "folder for per-sample.csv, metrics.json, results.md (default: beside the checkpoint)" };
         var shuffled = new Option<bool>("--shuffle-text") { Description = "the shuffled-text control: each image gets another image's report" };
         var layout = Common.Layout(); var device = Common.Device(); var batch = Common.Batch(); var vocab = Common.Vocab();

@@ -9,14 +9,17 @@ internal static class PredictCommand
 {
     public static Command Build()
     {
-        var ckpt = new Argument<string>("checkpoint") { Description = "model checkpoint (.safetensors)" };
-        var data = new Argument<string?>("data") { Description = "dataset folder; omitted (and no --image): the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne };
-        var split = new Option<string>("--split") { DefaultValueFactory = _ => "test" };
-        var image = new Option<string?>("--image") { Description = "one image file instead of a dataset split" };
+        var ckpt = Common.CheckpointArgument();
+        var data = Common.Data();
+        var split = new Option<string>("--split") { DefaultValueFactory = _ => "test" }.OneOf("train", "val", "test");
+        var image = new Option<string?>("--image") { Description = "one image file instead of a dataset split" }.ExistingFile();
         var report = new Option<string?>("--report") { Description = "the report for --image" };
         var outDir = new Option<string>("--out") { Description = "output folder (masks/, overlays/)", DefaultValueFactory = _ => "predictions" };
         var layout = Common.Layout(); var device = Common.Device(); var batch = Common.Batch(); var vocab = Common.Vocab();
         var cmd = new Command("predict", "predict masks and overlays (image, predicted and true contours, report) for a split or one image") { ckpt, data, split, image, report, outDir, layout, device, batch, vocab };
+        cmd.Exclusive(image, data, "--image predicts one image, DATA a whole split");
+        cmd.Requires(image, report);
+        cmd.Requires(report, image);
         cmd.SetAction(p => Common.Guard(() =>
         {
             var backend = Common.Backend(p.GetValue(device)!);

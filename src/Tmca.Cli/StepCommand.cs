@@ -10,10 +10,10 @@ internal static class StepCommand
 {
     public static Command Build()
     {
-        var preset = new Option<string>("--preset") { Description = "nano, small or tiny", DefaultValueFactory = _ => "small" };
-        var batch = Common.Batch();
-        var steps = new Option<int>("--steps") { Description = "measured steps (the median is reported)", DefaultValueFactory = _ => 20 };
-        var warmup = new Option<int>("--warmup") { Description = "steps before measuring", DefaultValueFactory = _ => 3 };
+        var preset = Common.Preset("small");
+        var batch = Common.Batch(min: 2);
+        var steps = new Option<int>("--steps") { Description = "measured steps (the median is reported)", DefaultValueFactory = _ => 20 }.Positive();
+        var warmup = new Option<int>("--warmup") { Description = "steps before measuring", DefaultValueFactory = _ => 3 }.Positive(min: 0);
         var device = Common.Device();
         var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device };
         cmd.SetAction(p => Common.Guard(() =>

@@ -9,10 +9,10 @@ internal static class SynthCommand
     public static Command Build()
     {
         var outDir = new Option<string?>("--out") { Description = "output folder (default: the cache folder `tmca train` uses)" };
-        var size = new Option<int>("--size") { DefaultValueFactory = _ => 128 };
-        var train = new Option<int>("--train") { DefaultValueFactory = _ => 1200 };
-        var val = new Option<int>("--val") { DefaultValueFactory = _ => 200 };
-        var test = new Option<int>("--test") { DefaultValueFactory = _ => 300 };
+        var size = new Option<int>("--size") { DefaultValueFactory = _ => 128 }.Positive(min: 16);
+        var train = new Option<int>("--train") { DefaultValueFactory = _ => 1200 }.Positive(min: 2);
+        var val = new Option<int>("--val") { DefaultValueFactory = _ => 200 }.Positive();
+        var test = new Option<int>("--test") { DefaultValueFactory = _ => 300 }.Positive();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 7 };
         var cmd = new Command("synth", "generate the synthetic dataset (lesions in lung zones, QaTa-style reports, decoy lesions the report does not mention)") { outDir, size, train, val, test, seed };
         cmd.SetAction(p => Common.Guard(() =>

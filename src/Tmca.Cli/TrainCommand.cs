@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Tmca.Data;
+using Tmca.Engine;
 using Tmca.Model;
 using Tmca.Training;
 
@@ -11,30 +12,48 @@ internal static class TrainCommand
 {
     public static Command Build()
     {
-        var data = new Argument<string?>("data") { Description = "dataset folder (lvit, csv or per-id layout); omitted: the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne };
+        var data = Common.Data();
         var layout = Common.Layout();
-        var preset = new Option<string>("--preset") { Description = "model size: nano, small or tiny", DefaultValueFactory = _ => "small" };
-        var config = new Option<string?>("--config") { Description = "config JSON (spec keys) instead of a preset" };
+        var preset = Common.Preset("small");
+        var config = new Option<string?>("--config") { Description = "config JSON (spec keys) instead of a preset" }.ExistingFile();
         var flags = new Option<string?>("--flags") { Description = "flags JSON (spec keys), e.g. '{\"text\": false}'" };
-        var epochs = new Option<int>("--epochs") { Description = "epochs", DefaultValueFactory = _ => 16 };
-        var steps = new Option<int?>("--steps") { Description = "stop after this many optimiser steps" };
-        var batch = Common.Batch();
-        var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 3e-4 };
-        var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
+        flags.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is not { } f) return;
+            try { TmcaFlags.FromJson(f); }
+            catch (Exception e) when (e is ArgumentException or JsonException) { r.AddError($"--flags: {e.Message}"); }
+        });
+        var epochs = new Option<int>("--epochs") { Description = "epochs", DefaultValueFactory = _ => 16 }.Positive();
+        var steps = new Option<int?>("--steps") { Description = "stop after this many optimiser steps" }.Positive();
+        var batch = Common.Batch(min: 2);
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 3e-4 }.Finite(0, 10, minExclusive: true);
+        var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 }.Finite(0, 1);
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
-        var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds: one run per seed in --out/seed-N, then their mean ± sd (finished seeds are kept)" };
+        var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds: one run per seed in --out/seed-N, then their mean ± sd (finished seeds are kept)" }.IntList();
         var device = Common.Device();
-        var patience = new Option<int>("--patience") { Description = "early stopping: epochs without a better validation Dice (0: off)", DefaultValueFactory = _ => 8 };
+        var patience = new Option<int>("--patience") { Description = "early stopping: epochs without a better validation Dice (0: off)", DefaultValueFactory = _ => 8 }.Positive(min: 0);
         var noAug = new Option<bool>("--no-augment") { Description = "no random zoom" };
         var outDir = new Option<string?>("--out") { Description = "run folder (default runs/<date>-<data>)" };
-        var resume = new Option<string?>("--resume") { Description = "continue a run folder from its last checkpoint" };
-        var imageWeights = new Option<string?>("--image-weights") { Description = "pretrained ConvNeXt (Hugging Face safetensors)" };
-        var textWeights = new Option<string?>("--text-weights") { Description = "pretrained BERT / CXR-BERT (Hugging Face safetensors)" };
+        var resume = new Option<string?>("--resume") { Description = "continue a run folder from its last checkpoint (also after a crash, a kill or Ctrl-C)" }.ExistingDirectory();
+        var from = new Option<string>("--from") { Description = "with --resume: last (default) or previous, the checkpoint before it", DefaultValueFactory = _ => "last" }.OneOf("last", "previous");
+        var onNonFinite = new Option<string>("--on-nonfinite")
+        {
+            Description = "a NaN/Inf in the loss or a gradient: stop (diagnose, save the step for `tmca replay`) or skip (leave the parameters, count the step)",
+            DefaultValueFactory = _ => "stop",
+        }.OneOf("stop", "skip");
+        var imageWeights = new Option<string?>("--image-weights") { Description = "pretrained ConvNeXt (Hugging Face safetensors)" }.ExistingFile();
+        var textWeights = new Option<string?>("--text-weights") { Description = "pretrained BERT / CXR-BERT (Hugging Face safetensors)" }.ExistingFile();
         var vocab = Common.Vocab();
         var cmd = new Command("train", "train TMCA on a dataset folder, or on the embedded synthetic dataset when none is given")
         {
-            data, layout, preset, config, flags, epochs, steps, batch, lr, wd, seed, seeds, device, patience, noAug, outDir, resume, imageWeights, textWeights, vocab,
+            data, layout, preset, config, flags, epochs, steps, batch, lr, wd, seed, seeds, device, patience, noAug, outDir, resume, from, onNonFinite, imageWeights, textWeights, vocab,
         };
+        const string resumeWhy = "a resumed run keeps the options it was started with (only --epochs may change)";
+        foreach (var s in new Symbol[] { data, layout, preset, config, flags, steps, batch, lr, wd, seed, seeds, patience, noAug, outDir, onNonFinite, imageWeights, textWeights, vocab, device })
+            cmd.Exclusive(resume, s, resumeWhy);
+        cmd.Exclusive(preset, config, "the config file gives the model size");
+        cmd.Exclusive(seeds, seed, "--seeds lists every seed");
+        cmd.Requires(from, resume);
         cmd.SetAction(p => Common.Guard(() =>
         {
             TrainOptions o;
@@ -45,7 +64,8 @@ internal static class TrainCommand
                 runDir = p.GetValue(resume)!;
                 var optPath = Path.Combine(runDir, "options.json");
                 if (!File.Exists(optPath)) throw new FileNotFoundException($"{optPath}: not a run folder (no options.json)", optPath);
-                o = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(optPath)) ?? throw new InvalidDataException($"{optPath}: empty");
+                try { o = JsonSerializer.Deserialize<TrainOptions>(StrictText.Read(optPath, 1 << 20, "run options file")) ?? throw new InvalidDataException($"{optPath}: empty"); }
+                catch (JsonException e) { throw new InvalidDataException($"{optPath}: not a run's options ({e.Message})", e); }
                 if (p.GetResult(epochs) is { Implicit: false }) o = o with { Epochs = p.GetValue(epochs) };
             }
             else
@@ -57,11 +77,12 @@ internal static class TrainCommand
                     Epochs = p.GetValue(epochs), MaxSteps = p.GetValue(steps), BatchSize = p.GetValue(batch), Lr = p.GetValue(lr),
                     WeightDecay = p.GetValue(wd), Seed = p.GetValue(seed), Device = p.GetValue(device)!, Patience = p.GetValue(patience),
                     Augment = !p.GetValue(noAug), ImageWeights = p.GetValue(imageWeights), TextWeights = p.GetValue(textWeights), Vocab = p.GetValue(vocab) ?? "",
+                    OnNonFinite = p.GetValue(onNonFinite)!,
                 };
                 runDir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{(o.Data is null ? "synthetic" : Path.GetFileName(o.Data.TrimEnd('/')))}");
                 if (p.GetValue(seeds) is { } seedText) return TrainSeeds(o, runDir, seedText);
                 if (Directory.Exists(runDir) && Directory.EnumerateFileSystemEntries(runDir).Any())
-                    throw new IOException($"{runDir}: run folder exists and is not empty (use --resume to continue it, or --out for a new one)");
+                    throw new UsageException($"{runDir}: run folder exists and is not empty (use --resume to continue it, or --out for a new one)");
             }
             var backend = Common.Backend(o.Device);
             var cfg = o.ResolveConfig();
@@ -69,7 +90,9 @@ internal static class TrainCommand
             // Read and check every input before the run folder is created: bad data leaves nothing behind.
             var prepared = PreparedData.Load(o.Data, o.Layout, cfg.ImageSize, o.Vocab, ui.Info, ui.Warning);
             Directory.CreateDirectory(runDir);
-            var result = Common.WithProgress(r => Trainer.Run(o, prepared, runDir, r, backend, isResume));
+            TrainResult result;
+            using (ProcessInterrupt.Listen())
+                result = Common.WithProgress(r => Trainer.Run(o, prepared, runDir, r, backend, isResume, p.GetValue(from)!));
             Console.WriteLine($"trained {result.EpochsRun} epochs ({result.Steps} steps) in {result.Seconds / 60:0.0} min; best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch}");
             var model = Common.LoadModel(result.BestCheckpoint, backend);
             var ev = Evaluator.Run(model, prepared.Test, Math.Max(o.BatchSize, 8));
@@ -108,7 +131,9 @@ internal static class TrainCommand
             bool resume = Trainer.PrepareRunFolder(dir);
             ui.Info($"── seed {s} ──");
             var so = o with { Seed = s };
-            var result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));
+            TrainResult result;
+            using (ProcessInterrupt.Listen())
+                result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));
             var model = Common.LoadModel(result.BestCheckpoint, backend);
             var ev = Evaluator.Run(model, prepared.Test, Math.Max(o.BatchSize, 8));
             Evaluator.Write(ev, evalDir, $"TMCA (seed {s})", result.BestCheckpoint);

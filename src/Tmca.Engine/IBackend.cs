@@ -162,8 +162,10 @@ public interface IBackend
                                 Tensor? gFOut, Tensor? gPix, Tensor? gv, Tensor? gu, Tensor? gf, Tensor? ga, Tensor? gb, Tensor? gGamma);
 
     // ---- optimiser ----------------------------------------------------------------------------------
-    /// <summary>One AdamW step over every slot (PyTorch semantics; decay only where slot.Decay).</summary>
-    void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep step);
+    /// <summary>One AdamW step over every slot (PyTorch semantics; decay only where slot.Decay). With a
+    /// <paramref name="guard"/> (one F32 element, seeded by the caller): first adds the number of non-finite gradient
+    /// elements to guard[0], then updates nothing at all unless guard[0] == 0 — a bad step is skipped where it runs.</summary>
+    void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep step, Tensor? guard = null);
 
     /// <summary>Waits for queued work (device backends); a no-op on the CPU.</summary>
     void Synchronize();

@@ -16,6 +16,10 @@ public static class Profiler
     /// trace (TMCA_CUDA_TRACE=1) names the op that asked for each kernel.</summary>
     public static bool LabelOps { get; set; }
     [ThreadStatic] private static string? _current;
+    [ThreadStatic] private static string? _last;
+    /// <summary>The op region opened most recently on this thread, even if already closed (only while labelling): an
+    /// op's forward region closes before it records its backward, and the tape labels the entry with this name.</summary>
+    public static string? LastOp => _last;
     /// <summary>The innermost op region open on this thread (only while <see cref="Enabled"/> or <see cref="LabelOps"/>).</summary>
     public static string? CurrentOp => _current;
     private static readonly Dictionary<string, (double Ms, long Calls)> Totals = new();
@@ -26,6 +30,7 @@ public static class Profiler
         if (!Enabled && !LabelOps) return default;
         var previous = _current;
         _current = name;
+        _last = name;
         if (!Enabled) return new Region(null, null, 0, previous, true);
         backend?.Synchronize();
         return new Region(name, backend, Stopwatch.GetTimestamp(), previous, true);

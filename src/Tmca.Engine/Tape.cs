@@ -14,7 +14,13 @@ public sealed class Tape : IDisposable
     [ThreadStatic] private static int _noGrad;
 
     private readonly Tape? _parent;
-    private readonly List<(Tensor[] Outputs, Action Backward)> _entries = new();
+    private readonly List<(Tensor[] Outputs, Action Backward, string? Op)> _entries = new();
+
+    /// <summary>
+    /// Watches the tape on this thread (diagnostics, fault injection; null in normal runs): called with each op as it is
+    /// recorded, and after each op's backward has run. Ops are labelled only while <see cref="Profiler.LabelOps"/> is on.
+    /// </summary>
+    [ThreadStatic] public static ITapeInspector? Inspector;
     private bool _done;
 
     public Tape() { _parent = _current; _current = this; }
@@ -39,7 +45,10 @@ public sealed class Tape : IDisposable
         var tape = _current ?? throw new InvalidOperationException("no tape is open");
         if (tape._done) throw new InvalidOperationException("this tape has already run backward; open a new one");
         foreach (var o in outputs) o.RequiresGrad = true;
-        tape._entries.Add((outputs, backward));
+        string? op = Profiler.LabelOps ? Profiler.LastOp : null;
+        tape._entries.Add((outputs, backward, op));
+        NonFiniteInjection.Recorded(op, outputs);
+        Inspector?.Recorded(tape._entries.Count - 1, op, outputs);
     }
 
     /// <summary>Turns recording off until the handle is disposed (inference, optimiser updates).</summary>
@@ -65,12 +74,16 @@ public sealed class Tape : IDisposable
             else g.Backend.Copy(seed, g);
             for (int i = _entries.Count - 1; i >= 0; i--)
             {
-                var (outputs, backward) = _entries[i];
-                if (outputs.Any(o => o.Grad is not null)) backward();
+                var (outputs, backward, op) = _entries[i];
+                if (!outputs.Any(o => o.Grad is not null)) continue;
+                NonFiniteInjection.BeforeBackward(op, outputs);
+                Inspector?.BeforeBackward(i, op, outputs);
+                backward();
+                Inspector?.AfterBackward(i, op);
             }
         }
         // Intermediate gradients and saved activations are no longer needed: drop them.
-        foreach (var (outputs, _) in _entries)
+        foreach (var (outputs, _, _) in _entries)
             foreach (var output in outputs)
                 if (!output.Persistent) output.Grad = null;
         _entries.Clear();
@@ -83,4 +96,15 @@ public sealed class Tape : IDisposable
         _current = _parent;
         _entries.Clear();
     }
+}
+
+/// <summary>Sees every op a tape records and every backward it runs (see <see cref="Tape.Inspector"/>).</summary>
+public interface ITapeInspector
+{
+    /// <summary>Op number <paramref name="index"/> (forward order) was recorded; its outputs hold their forward values.</summary>
+    void Recorded(int index, string? op, Tensor[] outputs);
+    /// <summary>The backward of op <paramref name="index"/> is about to run; the outputs' gradients are complete.</summary>
+    void BeforeBackward(int index, string? op, Tensor[] outputs);
+    /// <summary>The backward of op <paramref name="index"/> has run.</summary>
+    void AfterBackward(int index, string? op);
 }

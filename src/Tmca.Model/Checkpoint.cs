@@ -27,10 +27,12 @@ public static class Checkpoint
         SafetensorsFile.Save(path, tensors, meta);
     }
 
-    /// <summary>Rebuilds the model a checkpoint describes and loads it; every model key must be present.</summary>
+    /// <summary>Rebuilds the model a checkpoint describes and loads it; every model key must be present. The file's
+    /// checksum is verified first: a corrupt checkpoint is refused whole, never loaded half.</summary>
     public static TmcaModel Load(string path, IBackend? backend = null)
     {
         var f = SafetensorsFile.Open(path);
+        f.Verify();
         if (!f.Metadata.TryGetValue("config", out var cfg) || !f.Metadata.TryGetValue("flags", out var flags))
             throw new InvalidDataException($"{path}: not a TMCA checkpoint (no config/flags metadata)");
         TmcaModel model;
@@ -53,3 +55,7 @@ public static class Checkpoint
         foreach (var p in model.Params.All) model.Params.Assign(p.Name, f.Load(p.Name), f.Path);
     }
 }
+
+/// <summary>A checkpoint that cannot be used (corrupt, truncated, not a TMCA checkpoint); the message names the file and,
+/// where one is intact, the checkpoint to use instead.</summary>
+public sealed class CheckpointException(string message, Exception? inner = null) : Exception(message, inner);

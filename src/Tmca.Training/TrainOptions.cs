@@ -1,3 +1,4 @@
+using Tmca.Engine;
 using System.Text.Json.Serialization;
 using Tmca.Model;
 
@@ -28,6 +29,9 @@ public sealed record TrainOptions
     public string? ImageWeights { get; init; }
     public string? TextWeights { get; init; }
     public string Vocab { get; init; } = "";
+    /// <summary>A NaN or Inf in the loss or a gradient: "stop" (diagnose, save the step for `tmca replay`, exit) or "skip"
+    /// (leave the parameters as they were, count the step, go on).</summary>
+    public string OnNonFinite { get; init; } = "stop";
 
     [JsonIgnore] public bool Quiet { get; init; }
 
@@ -35,10 +39,10 @@ public sealed record TrainOptions
     {
         if (ConfigFile is null) return TmcaConfig.Preset(Preset);
         if (!File.Exists(ConfigFile)) throw new FileNotFoundException($"{ConfigFile}: config file not found", ConfigFile);
-        try { return TmcaConfig.FromJson(File.ReadAllText(ConfigFile)); }
+        try { return TmcaConfig.FromJson(StrictText.Read(ConfigFile, 1 << 20, "config file")); }
         catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
         {
-            throw new ArgumentException($"{ConfigFile}: {e.Message}", e);
+            throw new InvalidDataException($"{ConfigFile}: {e.Message}", e);
         }
     }
 }

@@ -18,24 +18,43 @@ public sealed record TrainResult(string RunDir, string BestCheckpoint, double Be
 /// </summary>
 public static class Trainer
 {
-    public static TrainResult Run(TrainOptions o, PreparedData data, string runDir, ITrainReporter ui, IBackend backend, bool resume = false)
+    /// <summary>Consecutive skipped steps (--on-nonfinite skip) after which the run stops: skipping is for the odd bad
+    /// batch, not for a run whose every step diverges.</summary>
+    public const int MaxConsecutiveSkips = 20;
+
+    /// <param name="resumeFrom">"last" or "previous": the run's checkpoint to continue from.</param>
+    /// <param name="interrupt">Cancelled by Ctrl-C/SIGTERM (default: <see cref="ProcessInterrupt.Token"/>): the run writes a
+    /// resumable checkpoint after the step in flight and throws <see cref="TrainingInterruptedException"/>.</param>
+    public static TrainResult Run(TrainOptions o, PreparedData data, string runDir, ITrainReporter ui, IBackend backend, bool resume = false,
+                                  string resumeFrom = "last", CancellationToken interrupt = default)
     {
-        string ckptDir = Path.Combine(runDir, "checkpoints"), last = Path.Combine(ckptDir, "last.safetensors"), best = Path.Combine(ckptDir, "best.safetensors");
+        if (interrupt == default) interrupt = ProcessInterrupt.Token;
+        string ckptDir = Path.Combine(runDir, "checkpoints"), best = Path.Combine(ckptDir, TrainingCheckpoint.Best);
         TmcaModel model;
         AdamW opt;
         TrainState state;
         var log = new RunLog(runDir);
         if (resume)
         {
-            if (!File.Exists(last)) throw new FileNotFoundException($"{last}: no checkpoint to resume from", last);
-            var (m, st, optState) = TrainingCheckpoint.Load(last);
+            foreach (var line in TrainingCheckpoint.Recover(runDir)) ui.Info(line);
+            if (!File.Exists(Path.Combine(ckptDir, TrainingCheckpoint.Last)) && !File.Exists(Path.Combine(ckptDir, TrainingCheckpoint.Previous)))
+            {
+                // Stopped before its first checkpoint: starting again is what an uninterrupted run would have done.
+                ui.Info($"{runDir} has no checkpoint yet (the run stopped during its first epoch): starting it again from the beginning");
+                foreach (var f in new[] { log.StepsPath, log.EpochsPath }) File.Delete(f);
+                if (Directory.Exists(ckptDir)) Directory.Delete(ckptDir, recursive: true);
+                return Run(o, data, runDir, ui, backend, resume: false, interrupt: interrupt);
+            }
+            var (m, st, optState) = TrainingCheckpoint.LoadForResume(runDir, resumeFrom);
             model = m;
             model.To(backend);
             opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
             opt.LoadState(optState, st.OptimizerStep);
             state = st;
             log.TruncateAfter(st.Epoch, st.Step);
-            ui.Info($"resuming {runDir} after epoch {st.Epoch} (step {st.Step}, best validation Dice {st.BestValDice:0.0000} at epoch {st.BestEpoch})");
+            ui.Info(st.StepInEpoch > 0
+                ? $"resuming {runDir} inside epoch {st.Epoch + 1} (step {st.Step}, {st.StepInEpoch} of its steps done)"
+                : $"resuming {runDir} after epoch {st.Epoch} (step {st.Step}, best validation Dice {st.BestValDice:0.0000} at epoch {st.BestEpoch})");
         }
         else
         {
@@ -55,38 +74,72 @@ public static class Trainer
         var aug = o.Augment ? new Augmentation() : Augmentation.None;
         int n = data.Train.Count, B = o.BatchSize;
         int stepsPerEpoch = (n + B - 1) / B;
-        long step = state.Step;
+        long step = state.Step, skipped = state.SkippedSteps;
+        int consecutiveSkips = 0;
         var clock = Stopwatch.StartNew();
         bool stoppedEarly = false;
         int epoch = state.Epoch;
+        bool midEpoch = state.StepInEpoch > 0;
         while (epoch < o.Epochs && !(o.MaxSteps is { } cap && step >= cap))
         {
             epoch++;
             opt.Lr = schedule.At(epoch - 1);
             var order = Enumerable.Range(0, n).ToList();
-            rng.Shuffle(order);
+            // The epoch's order comes from the RNG state at its start; a mid-epoch checkpoint keeps that state to rebuild it.
+            string epochRng = midEpoch ? state.EpochRng! : rng.State;
+            (midEpoch ? Xoshiro.FromState(epochRng) : rng).Shuffle(order);
             ui.BeginEpoch(epoch, o.Epochs, stepsPerEpoch);
             var epochClock = Stopwatch.StartNew();
-            double lossSum = 0, diceSum = 0;
-            int s = 0;
+            double lossSum = midEpoch ? state.EpochLossSum : 0, diceSum = midEpoch ? state.EpochDiceSum : 0;
+            int s = midEpoch ? state.StepInEpoch : 0;
+            midEpoch = false;
             for (; s < stepsPerEpoch && !(o.MaxSteps is { } c && step >= c); s++)
             {
+                if (interrupt.IsCancellationRequested)
+                    Interrupted(runDir, model, opt, o, state with
+                    {
+                        Step = step, OptimizerStep = opt.Step, Rng = rng.State, StepInEpoch = s, EpochRng = epochRng,
+                        EpochLossSum = lossSum, EpochDiceSum = diceSum, SkippedSteps = skipped,
+                    });
+                if (s > 0) FaultPoints.Reach("between-steps");
                 var idx = order.Skip(s * B).Take(B).ToArray();
                 if (idx.Length < 2 && s > 0) break;   // a lone last sample: BatchNorm needs more than one
                 var t0 = Stopwatch.GetTimestamp();
-                double loss, bce, dice, nce = double.NaN, pix = double.NaN, trainDice;
+                StepValues v;
+                NonFiniteInjection.BeginStep(step + 1);
                 using (var scope = new TensorScope())
-                using (var tape = new Tape())
                 {
                     var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng).ForModel();
-                    (loss, bce, dice, nce, pix) = Step(model, opt, tape, batch);
-                    trainDice = 1 - dice;
+                    if (NonFiniteInjection.DataNow) NonFiniteInjection.Poison(batch.Image);
+                    using (var tape = new Tape()) v = Step(model, opt, tape, batch, guard: true);
+                    if (!v.Finite)
+                    {
+                        opt.Unstep();   // the device left every parameter and moment as they were
+                        if (o.OnNonFinite != "skip" || ++consecutiveSkips > MaxConsecutiveSkips)
+                        {
+                            var ids = idx.Select(i => data.Train.Samples[i].Source.Id).ToList();
+                            var diagnosis = NonFiniteDiagnosis.Run(model, opt, batch, step + 1, ids);
+                            string replay = NonFiniteDiagnosis.SaveReplay(runDir, step + 1, model, opt, batch, o, state with { Step = step, OptimizerStep = opt.Step }, diagnosis);
+                            throw new NonFiniteException(step + 1, diagnosis +
+                                (o.OnNonFinite == "skip" ? $" ({MaxConsecutiveSkips} steps in a row were skipped)" : "") +
+                                $"; the step's inputs are saved for `tmca replay {replay}`; lower the learning rate (--lr), or pass --on-nonfinite skip to skip such steps");
+                        }
+                    }
+                    else consecutiveSkips = 0;
                 }
-                if (!double.IsFinite(loss)) throw new InvalidOperationException($"the loss became {loss} at step {step + 1}; lower the learning rate (--lr)");
+                FaultPoints.Reach("step");
                 step++;
                 double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                lossSum += loss; diceSum += trainDice;
-                log.Step(new { step, epoch, lr = opt.Lr, loss, bce, dice_loss = dice, nce = Nan(nce), pix = Nan(pix), images_per_s = idx.Length / sec, seconds = sec });
+                if (!v.Finite)
+                {
+                    skipped++;
+                    log.Step(new { step, epoch, lr = opt.Lr, skipped = true, nonfinite_gradients = v.NonFiniteGradients, loss = Nan(v.Total) });
+                    ui.Warning($"step {step}: non-finite loss or gradients ({v.NonFiniteGradients:0} non-finite gradient elements); skipped ({skipped} so far)");
+                    continue;
+                }
+                double trainDice = 1 - v.Dice;
+                lossSum += v.Total; diceSum += trainDice;
+                log.Step(new { step, epoch, lr = opt.Lr, loss = v.Total, bce = v.Bce, dice_loss = v.Dice, nce = Nan(v.Nce), pix = Nan(v.Pix), images_per_s = idx.Length / sec, seconds = sec });
                 double perStep = epochClock.Elapsed.TotalSeconds / (s + 1);
                 long remaining = (long)(o.Epochs - epoch) * stepsPerEpoch + (stepsPerEpoch - s - 1);
                 if (o.MaxSteps is { } m2) remaining = Math.Min(remaining, m2 - step);
@@ -95,19 +148,15 @@ public static class Trainer
 
             var val = Evaluator.Run(model, data.Val, Math.Max(B, 8));
             bool improved = val.Summary.DicePerImage > state.BestValDice;
-            state = state with
-            {
-                Epoch = epoch, Step = step, OptimizerStep = opt.Step, Rng = rng.State,
-                BestValDice = improved ? val.Summary.DicePerImage : state.BestValDice,
-                BestEpoch = improved ? epoch : state.BestEpoch,
-                EpochsWithoutImprovement = improved ? 0 : state.EpochsWithoutImprovement + 1,
-            };
+            state = new TrainState(epoch, step, opt.Step, rng.State,
+                improved ? val.Summary.DicePerImage : state.BestValDice, improved ? epoch : state.BestEpoch,
+                improved ? 0 : state.EpochsWithoutImprovement + 1) { SkippedSteps = skipped };
             if (improved) Checkpoint.Save(model, best, new Dictionary<string, string> { ["epoch"] = epoch.ToString(), ["val_dice"] = val.Summary.DicePerImage.ToString("R") });
-            TrainingCheckpoint.Save(last, model, opt, state, o);
+            TrainingCheckpoint.Save(ckptDir, model, opt, state, o);
             log.Epoch(new
             {
                 epoch, step, lr = opt.Lr, train_loss = lossSum / Math.Max(1, s), val_dice = val.Summary.DicePerImage, val_dice_micro = val.Summary.DiceMicro,
-                val_iou = val.Summary.IoUPerImage, best = improved, seconds = epochClock.Elapsed.TotalSeconds,
+                val_iou = val.Summary.IoUPerImage, best = improved, skipped_steps = skipped, seconds = epochClock.Elapsed.TotalSeconds,
             });
             try { Curves.Write(log, Path.Combine(runDir, "curves.png")); }
             catch (Exception e) when (e is not OutOfMemoryException) { ui.Warning($"curves.png not written ({e.Message})"); }
@@ -118,8 +167,20 @@ public static class Trainer
                 stoppedEarly = true;
                 break;
             }
+            if (interrupt.IsCancellationRequested && epoch < o.Epochs)
+                throw new TrainingInterruptedException(runDir, $"interrupted after epoch {epoch} (step {step}); its checkpoint is written");
         }
+        if (skipped > 0) ui.Warning($"{skipped} step(s) were skipped for non-finite values (steps.jsonl marks them \"skipped\")");
         return new TrainResult(runDir, best, state.BestValDice, state.BestEpoch, epoch, step, clock.Elapsed.TotalSeconds, stoppedEarly);
+    }
+
+    /// <summary>Writes the mid-epoch checkpoint of an interrupted run and stops it.</summary>
+    private static void Interrupted(string runDir, TmcaModel model, AdamW opt, TrainOptions o, TrainState at)
+    {
+        // At an epoch's first step the run stands on the epoch boundary: the RNG state before the shuffle is the state.
+        if (at.StepInEpoch == 0) at = at with { Rng = at.EpochRng!, EpochRng = null };
+        TrainingCheckpoint.Save(Path.Combine(runDir, "checkpoints"), model, opt, at, o);
+        throw new TrainingInterruptedException(runDir, $"interrupted at step {at.Step} (epoch {at.Epoch + 1}, {at.StepInEpoch} of its steps done); checkpoint written");
     }
 
     private static double? Nan(double v) => double.IsNaN(v) ? null : v;
@@ -137,31 +198,43 @@ public static class Trainer
         return resume;
     }
 
+    /// <summary>A step's logged values (NaN for loss terms the flags turn off) and its guard: the number of non-finite
+    /// gradient elements (NaN when the loss itself was not finite); a step is finite when the guard is 0.</summary>
+    public readonly record struct StepValues(double Total, double Bce, double Dice, double Nce, double Pix, double NonFiniteGradients)
+    {
+        public bool Finite => NonFiniteGradients == 0 && double.IsFinite(Total);
+    }
+
     /// <summary>
     /// One training step on an open tape: forward, every loss, backward, AdamW — all queued on the model's backend
-    /// — then the loss terms for the log, the step's one device → host copy.
+    /// — then the loss terms for the log, the step's one device → host copy. With <paramref name="guard"/>, AdamW
+    /// updates nothing if the loss or any gradient element is NaN or Inf (decided on the device; the caller then calls
+    /// <see cref="AdamW.Unstep"/>).
     /// </summary>
-    public static (double Total, double Bce, double Dice, double Nce, double Pix) Step(TmcaModel model, AdamW opt, Tape tape, TmcaBatch batch)
+    public static StepValues Step(TmcaModel model, AdamW opt, Tape tape, TmcaBatch batch, bool guard = false)
     {
         var output = model.Forward(batch, training: true);
         var losses = model.Losses(output, batch);
         opt.ZeroGrad();
         tape.Backward(losses.Total);
-        opt.StepOnce();
-        return LoggedValues(losses);
+        Tensor? g = null;
+        if (guard) using (Tape.NoGrad()) g = Ops.Scale(Ops.Reshape(losses.Total, 1), 0.0);   // 0, or NaN for a non-finite loss
+        opt.StepOnce(g);
+        return LoggedValues(losses, g);
     }
 
-    /// <summary>The loss terms for the log, in one device → host copy (the step's only read-back): the scalars are
-    /// gathered on the device first. NaN for the terms the flags turn off.</summary>
-    internal static (double Total, double Bce, double Dice, double Nce, double Pix) LoggedValues(TmcaLosses l)
+    /// <summary>The loss terms for the log and the guard, in one device → host copy (the step's only read-back): the
+    /// scalars are gathered on the device first.</summary>
+    internal static StepValues LoggedValues(TmcaLosses l, Tensor? guard = null)
     {
         using var _ = Tape.NoGrad();
         var parts = new List<Tensor> { l.Total, l.Bce, l.Dice };
         if (l.Nce is not null) parts.Add(l.Nce);
         if (l.Pix is not null) parts.Add(l.Pix);
+        if (guard is not null) parts.Add(guard);
         var v = Ops.Concat(parts.Select(p => Ops.Reshape(p, 1)).ToList(), 0).ToDoubles();
         int i = 3;
-        double nce = l.Nce is null ? double.NaN : v[i++], pix = l.Pix is null ? double.NaN : v[i];
-        return (v[0], v[1], v[2], nce, pix);
+        double nce = l.Nce is null ? double.NaN : v[i++], pix = l.Pix is null ? double.NaN : v[i++];
+        return new StepValues(v[0], v[1], v[2], nce, pix, guard is null ? 0 : v[i]);
     }
 }

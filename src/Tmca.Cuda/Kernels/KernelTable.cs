@@ -99,7 +99,8 @@ public static class K
     public static readonly KernelDescriptor EmbeddingBackward = new("embedding.cu", "embedding_backward_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);
 
     // ---- adamw.cu: one block per 4096-element chunk of any parameter ----
-    public static readonly KernelDescriptor AdamW = new("adamw.cu", "adamw_multi_f32", ["const AdamSlot*", "const int*", "const i64*", I, F, F, F, F, F, F, F], LaunchRule.Explicit);
+    public static readonly KernelDescriptor AdamW = new("adamw.cu", "adamw_multi_f32", ["const AdamSlot*", "const int*", "const i64*", I, F, F, F, F, F, F, F, CF], LaunchRule.Explicit);
+    public static readonly KernelDescriptor NonFiniteCount = new("adamw.cu", "nonfinite_count_multi", ["const AdamSlot*", "const int*", "const i64*", I, PF], LaunchRule.Explicit);
 
     /// <summary>Every descriptor above (by reflection, so a new one cannot be forgotten).</summary>
     public static IReadOnlyList<KernelDescriptor> All { get; } =

@@ -6,8 +6,9 @@ namespace Tmca.Cuda;
 // AdamW over every parameter in one launch: kernels/adamw.cu; CPU reference Tmca.Engine/Cpu/AdamW.cs.
 public sealed unsafe partial class CudaBackend
 {
-    public void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep h)
+    public void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep h, Tensor? guard = null)
     {
+        if (guard is not null) { F32("AdamW guard", guard); if (guard.Numel != 1) throw new ArgumentException($"AdamW guard must have one element, not {guard.Numel}"); }
         if (h.Step < 1) throw new ArgumentException("AdamW step counts from 1");
         if (slots.Count == 0) return;
         const int chunk = 4096;
@@ -29,8 +30,14 @@ public sealed unsafe partial class CudaBackend
         try
         {
             float bc1 = (float)(1 - Math.Pow(h.Beta1, h.Step)), bc2 = (float)Math.Sqrt(1 - Math.Pow(h.Beta2, h.Step));
+            if (guard is not null)
+            {
+                var c = new KernelArgs(K.NonFiniteCount);
+                c.Ptr(pt).Ptr(pc).Ptr(ps).I32(chunk).Ptr(guard);
+                Launch(ref c, new Dim3((uint)chunkSlot.Count), $"{slots.Count} gradients, {chunkSlot.Count} chunks");
+            }
             var a = new KernelArgs(K.AdamW);
-            a.Ptr(pt).Ptr(pc).Ptr(ps).I32(chunk).F32(h.Lr).F32(h.Beta1).F32(h.Beta2).F32(h.Eps).F32(h.WeightDecay).F32(bc1).F32(bc2);
+            a.Ptr(pt).Ptr(pc).Ptr(ps).I32(chunk).F32(h.Lr).F32(h.Beta1).F32(h.Beta2).F32(h.Eps).F32(h.WeightDecay).F32(bc1).F32(bc2).Ptr(POpt(guard));
             Launch(ref a, new Dim3((uint)chunkSlot.Count), $"{slots.Count} tensors, {chunkSlot.Count} chunks");
         }
         finally { Pool.Return(pt, st1); Pool.Return(pc, st2); Pool.Return(ps, st3); }

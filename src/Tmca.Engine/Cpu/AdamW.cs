@@ -9,9 +9,19 @@ namespace Tmca.Engine;
 //   p ← p − lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps)
 public sealed partial class CpuBackend
 {
-    public void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep h)
+    public void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep h, Tensor? guard = null)
     {
         if (h.Step < 1) throw new ArgumentException("AdamW step counts from 1");
+        if (guard is not null)
+        {
+            // The step guard (see adamw.cu): count NaN/Inf gradient elements into guard[0]; skip the update unless it is 0.
+            if (guard.Numel != 1) throw new ArgumentException($"AdamW guard must have one element, not {guard.Numel}");
+            long bad = 0;
+            foreach (var s in slots) bad += NonFinite(s.Grad);
+            var gd = A<float>(guard);
+            gd[0] += bad;
+            if (gd[0] != 0) return;
+        }
         // Every parameter element is independent: split the concatenation of all slots into even ranges,
         // so one huge slot (the word embeddings) does not sit on a single core.
         long total = slots.Sum(s => s.Param.Numel);
@@ -31,6 +41,14 @@ public sealed partial class CpuBackend
                     AdamWRef(A<double>(s.Param).AsSpan(a, n), A<double>(s.Grad).AsSpan(a, n), A<double>(s.M).AsSpan(a, n), A<double>(s.V).AsSpan(a, n), s.Decay, h);
             }
         });
+    }
+
+    private static long NonFinite(Tensor t)
+    {
+        long bad = 0;
+        if (t.DType == DType.F32) { foreach (var x in A<float>(t).AsSpan(0, (int)t.Numel)) if (!float.IsFinite(x)) bad++; }
+        else foreach (var x in A<double>(t).AsSpan(0, (int)t.Numel)) if (!double.IsFinite(x)) bad++;
+        return bad;
     }
 
     private static void AdamWRef<T>(Span<T> p, Span<T> g, Span<T> m, Span<T> v, bool decay, AdamWStep h) where T : unmanaged, IFloatingPointIeee754<T>

@@ -32,8 +32,10 @@ public sealed class AdamW
     }
 
     /// <summary>One update with the current gradients; parameters without a gradient yet count as zero-gradient
-    /// (PyTorch skips them; so do we).</summary>
-    public void StepOnce()
+    /// (PyTorch skips them; so do we). With a <paramref name="guard"/> the update happens only if no gradient element
+    /// is NaN or Inf and guard[0] was 0 (see <see cref="IBackend.AdamW"/>); when the caller later reads a non-zero
+    /// guard it calls <see cref="Unstep"/>, so that the skipped step does not count.</summary>
+    public void StepOnce(Tensor? guard = null)
     {
         Step++;
         var slots = new List<AdamWSlot>(Params.Count);
@@ -46,7 +48,14 @@ public sealed class AdamW
         if (slots.Count == 0) return;
         var be = slots[0].Param.Backend;
         using var _ = Profiler.Time("adamw", be);
-        be.AdamW(slots, new AdamWStep(Lr, Config.Beta1, Config.Beta2, Config.Eps, Config.WeightDecay, Step));
+        be.AdamW(slots, new AdamWStep(Lr, Config.Beta1, Config.Beta2, Config.Eps, Config.WeightDecay, Step), guard);
+    }
+
+    /// <summary>Takes back the step count of an update the guard skipped (the moments were not touched).</summary>
+    public void Unstep()
+    {
+        if (Step == 0) throw new InvalidOperationException("no step to take back");
+        Step--;
     }
 
     /// <summary>The optimiser state as named tensors (for checkpoints): "exp_avg.&lt;name&gt;", "exp_avg_sq.&lt;name&gt;".</summary>
@@ -64,9 +73,9 @@ public sealed class AdamW
     {
         for (int i = 0; i < Params.Count; i++)
         {
-            var m = lookup($"exp_avg.{Params[i].Name}") ?? throw new KeyNotFoundException($"optimiser state for {Params[i].Name} is missing");
-            var v = lookup($"exp_avg_sq.{Params[i].Name}") ?? throw new KeyNotFoundException($"optimiser state for {Params[i].Name} is missing");
-            if (m.Numel != _m[i].Numel || v.Numel != _v[i].Numel) throw new ArgumentException($"optimiser state for {Params[i].Name} has the wrong size");
+            var m = lookup($"exp_avg.{Params[i].Name}") ?? throw new InvalidDataException($"optimiser state for {Params[i].Name} is missing");
+            var v = lookup($"exp_avg_sq.{Params[i].Name}") ?? throw new InvalidDataException($"optimiser state for {Params[i].Name} is missing");
+            if (m.Numel != _m[i].Numel || v.Numel != _v[i].Numel) throw new InvalidDataException($"optimiser state for {Params[i].Name} has the wrong size");
             _m[i].Backend.Upload(m.ToArray<float>(), _m[i]);
             _v[i].Backend.Upload(v.ToArray<float>(), _v[i]);
         }

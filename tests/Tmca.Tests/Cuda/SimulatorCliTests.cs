@@ -29,8 +29,11 @@ public class SimulatorCliTests
         using var d = new TempDir();
         DataFixtures.PerId(d.Path, withVal: true);
         var (code, err) = Cli.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--device", "tpu", "--out", d["run"]);
-        Assert.Equal(2, code);
-        Assert.Contains("unknown device 'tpu' (cpu, cuda or cuda-sim)", err);
+        Assert.Equal(Tmca.Cli.ExitCodes.Usage, code);
+        Assert.Contains("'tpu'", err);
+        Assert.Contains("'cuda-sim'", err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.False(Directory.Exists(d["run"]));
     }
 
     [Fact]

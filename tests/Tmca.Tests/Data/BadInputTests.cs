@@ -128,7 +128,7 @@ public class BadInputTests
         File.WriteAllBytes(d["images/case_001.png"], [1, 2, 3]);
         string runDir = d["run"];
         var (code, err) = Cli.Run("train", d.Path, "--preset", "nano", "--epochs", "1", "--out", runDir);
-        Assert.Equal(2, code);
+        Assert.Equal(Tmca.Cli.ExitCodes.BadData, code);
         Assert.StartsWith("error: ", err);
         Assert.Contains("case_001.png", err);
         Assert.Single(err.Trim().Split('\n'));

@@ -23,7 +23,9 @@ public class SafetensorsTests : IDisposable
         var meta = new Dictionary<string, string> { ["config"] = "{\"a\": [1,2]}", ["note"] = "ünïcödé" };
         SafetensorsFile.Save(P("a.safetensors"), [new("f32", f32), new("f64", f64), new("i64", i64), new("u8", u8), new("empty", empty)], meta);
         var f = SafetensorsFile.Open(P("a.safetensors"));
-        Assert.Equal(meta, f.Metadata);
+        Assert.Equal(meta, f.Metadata.Where(kv => kv.Key != SafetensorsFile.ChecksumKey).ToDictionary());
+        Assert.Equal(64, f.Metadata[SafetensorsFile.ChecksumKey].Length);   // SHA-256 of the data, hex
+        f.Verify();
         Assert.Equal(f32.ToArray<float>(), f.Load("f32").ToArray<float>());
         Assert.Equal([2, 3], f.Load("f32").Shape);
         Assert.Equal(f64.ToArray<double>(), f.Load("f64").ToArray<double>());

@@ -67,7 +67,7 @@ public class ExperimentCommandTests
         File.WriteAllText(d["x/eval-test/per-sample.csv"], "id,tp,fp,fn,tn,dice,iou,accuracy,both_empty,report\na,1,0,0,3,1,1,1,0,r\n");
         File.WriteAllText(d["y/eval-test/per-sample.csv"], "id,tp,fp,fn,tn,dice,iou,accuracy,both_empty,report\nb,1,0,0,3,1,1,1,0,r\n");
         var (code, err) = Cli.Run("compare", d["x"], d["y"], "--out", d["c"]);
-        Assert.Equal(2, code);
+        Assert.Equal(Tmca.Cli.ExitCodes.BadData, code);
         Assert.Contains("share no test image", err);
     }
 }

@@ -1,0 +1,40 @@
+using System.Runtime.InteropServices;
+
+namespace Tmca.Training;
+
+/// <summary>
+/// Ctrl-C and SIGTERM (what a scheduler sends before killing a job) while training: the first signal asks the run to
+/// stop after its current step — <see cref="Trainer.Run"/> writes a resumable checkpoint and throws
+/// <see cref="TrainingInterruptedException"/> —; a second one ends the process at once, as usual.
+/// </summary>
+public static class ProcessInterrupt
+{
+    private static CancellationTokenSource _source = new();
+
+    /// <summary>Cancelled by the first SIGINT/SIGTERM while <see cref="Listen"/> is active.</summary>
+    public static CancellationToken Token => _source.Token;
+
+    /// <summary>Catches SIGINT and SIGTERM until disposed.</summary>
+    public static IDisposable Listen()
+    {
+        _source = new CancellationTokenSource();
+        void Handler(PosixSignalContext ctx)
+        {
+            if (_source.IsCancellationRequested) return;   // the second signal: the default action ends the process
+            ctx.Cancel = true;
+            Console.Error.WriteLine($"\n{ctx.Signal}: stopping after the current step and writing a checkpoint (again to quit at once)");
+            _source.Cancel();
+            Tmca.Engine.FaultPoints.Release();   // a test holding the run at a fault point lets it reach the next step
+        }
+        var regs = new[] { PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler) };
+        return new Registrations(regs);
+    }
+
+    /// <summary>Tests: behave as if a signal had arrived.</summary>
+    public static void Request() => _source.Cancel();
+
+    private sealed class Registrations(PosixSignalRegistration[] regs) : IDisposable
+    {
+        public void Dispose() { foreach (var r in regs) r.Dispose(); _source = new CancellationTokenSource(); }
+    }
+}
