@@ -12,7 +12,9 @@ namespace Tmca.Training;
 /// </summary>
 public static class NonFiniteDiagnosis
 {
-    public static string Run(TmcaModel model, AdamW opt, TmcaBatch batch, long step, IReadOnlyList<string> sampleIds)
+    /// <param name="buffers">The model's buffers as they were before the step: the re-run's forward pass moves them again,
+    /// and they are put back afterwards.</param>
+    public static string Run(TmcaModel model, AdamW opt, TmcaBatch batch, long step, IReadOnlyList<string> sampleIds, BufferSnapshot buffers)
     {
         if (Count(batch.Image) is var (nan, inf) && nan + inf > 0)
         {
@@ -40,7 +42,7 @@ public static class NonFiniteDiagnosis
             opt.ZeroGrad();
             tape.Backward(losses.Total);
         }
-        finally { Tape.Inspector = null; Profiler.LabelOps = labelled; }
+        finally { Tape.Inspector = null; Profiler.LabelOps = labelled; buffers.Restore(); }
 
         var parts = new List<string>();
         if (watch.Forward is { } f)
@@ -85,6 +87,8 @@ public static class NonFiniteDiagnosis
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
         opt.LoadState(optState, state.OptimizerStep);
         using var scope = new TensorScope();
+        var buffers = new BufferSnapshot(model);
+        buffers.Save();
         var batch = new TmcaBatch(f.Load("batch.image", backend), f.Load("batch.ids", backend), f.Load("batch.mask", backend),
                                   f.Contains("batch.gt") ? f.Load("batch.gt", backend) : null);
         NonFiniteInjection.BeginStep(step);
@@ -92,7 +96,8 @@ public static class NonFiniteDiagnosis
         using (var tape = new Tape()) v = Trainer.Step(model, opt, tape, batch, guard: true);
         if (v.Finite) return (false, $"step {step} is finite on {backend.Name} (loss {v.Total:0.######}); it failed with: {f.Metadata["diagnosis"]}");
         opt.Unstep();
-        return (true, $"step {step} on {backend.Name}: {Run(model, opt, batch, step, [])}");
+        buffers.Restore();
+        return (true, $"step {step} on {backend.Name}: {Run(model, opt, batch, step, [], buffers)}");
     }
 
     private sealed class Watch(List<Parameter> suspects) : ITapeInspector

@@ -76,6 +76,7 @@ public static class Trainer
         int stepsPerEpoch = (n + B - 1) / B;
         long step = state.Step, skipped = state.SkippedSteps;
         int consecutiveSkips = 0;
+        var buffers = new BufferSnapshot(model);
         var clock = Stopwatch.StartNew();
         bool stoppedEarly = false;
         int epoch = state.Epoch;
@@ -111,14 +112,16 @@ public static class Trainer
                 {
                     var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng).ForModel();
                     if (NonFiniteInjection.DataNow) NonFiniteInjection.Poison(batch.Image);
+                    buffers.Save();
                     using (var tape = new Tape()) v = Step(model, opt, tape, batch, guard: true);
                     if (!v.Finite)
                     {
-                        opt.Unstep();   // the device left every parameter and moment as they were
+                        opt.Unstep();        // the device left every parameter and moment as they were,
+                        buffers.Restore();   // and the running statistics the forward pass moved go back
                         if (o.OnNonFinite != "skip" || ++consecutiveSkips > MaxConsecutiveSkips)
                         {
                             var ids = idx.Select(i => data.Train.Samples[i].Source.Id).ToList();
-                            var diagnosis = NonFiniteDiagnosis.Run(model, opt, batch, step + 1, ids);
+                            var diagnosis = NonFiniteDiagnosis.Run(model, opt, batch, step + 1, ids, buffers);
                             string replay = NonFiniteDiagnosis.SaveReplay(runDir, step + 1, model, opt, batch, o, state with { Step = step, OptimizerStep = opt.Step }, diagnosis);
                             throw new NonFiniteException(step + 1, diagnosis +
                                 (o.OnNonFinite == "skip" ? $" ({MaxConsecutiveSkips} steps in a row were skipped)" : "") +
@@ -133,7 +136,7 @@ public static class Trainer
                 if (!v.Finite)
                 {
                     skipped++;
-                    log.Step(new { step, epoch, lr = opt.Lr, skipped = true, nonfinite_gradients = v.NonFiniteGradients, loss = Nan(v.Total) });
+                    log.Step(new { step, epoch, lr = opt.Lr, skipped = true, nonfinite_gradients = Nan(v.NonFiniteGradients), loss = Nan(v.Total) });
                     ui.Warning($"step {step}: non-finite loss or gradients ({v.NonFiniteGradients:0} non-finite gradient elements); skipped ({skipped} so far)");
                     continue;
                 }
@@ -183,7 +186,8 @@ public static class Trainer
         throw new TrainingInterruptedException(runDir, $"interrupted at step {at.Step} (epoch {at.Epoch + 1}, {at.StepInEpoch} of its steps done); checkpoint written");
     }
 
-    private static double? Nan(double v) => double.IsNaN(v) ? null : v;
+    /// <summary>JSON has no NaN or Inf: null stands for them (and for the loss terms the flags turn off).</summary>
+    private static double? Nan(double v) => double.IsFinite(v) ? v : null;
 
     /// <summary>
     /// Readies a run folder that a multi-run command (ablation rows, seeds) may have started before: true when it holds a

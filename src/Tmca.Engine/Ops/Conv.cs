@@ -10,7 +10,7 @@ public static partial class Ops
         int Ho = (x.Shape[2] + 2 * padding - w.Shape[2]) / stride + 1, Wo = (x.Shape[3] + 2 * padding - w.Shape[3]) / stride + 1;
         var y = New(x, x.Shape[0], w.Shape[0], Ho, Wo);
         // profiler label: the op family and kernel size (built only while profiling)
-        string name = !Profiler.Enabled ? "" : groups > 1 && groups == x.Shape[1] ? $"conv2d.depthwise{w.Shape[2]}x{w.Shape[3]}" : $"conv2d.{w.Shape[2]}x{w.Shape[3]}";
+        string name = !Profiler.Enabled && !Profiler.LabelOps ? "" : groups > 1 && groups == x.Shape[1] ? $"conv2d.depthwise{w.Shape[2]}x{w.Shape[3]}" : $"conv2d.{w.Shape[2]}x{w.Shape[3]}";
         using (Profiler.Time(name, x.Backend)) x.Backend.Conv2d(x, w, b, y, stride, padding, groups);
         if (Tape.Wants(x, w, b))
             Tape.Record(y, () =>
