@@ -30,7 +30,7 @@ public static class ExitCodes
     {
         TrainingInterruptedException => Interrupted,
         UsageException or BackendUnavailableException or ArgumentException => Usage,
-        DataException or SafetensorsException or CheckpointException or InvalidDataException or System.Text.Json.JsonException
+        InputFileException or InvalidDataException or System.Text.Json.JsonException
             or FileNotFoundException or DirectoryNotFoundException => BadData,
         _ => RuntimeFailure,
     };
@@ -38,7 +38,7 @@ public static class ExitCodes
     /// <summary>Exceptions the engine raises on purpose, whose message is the whole story; anything else is a bug and gets a
     /// crash log with its stack trace.</summary>
     public static bool Expected(Exception e) => e is TrainingInterruptedException or UsageException or BackendUnavailableException
-        or ArgumentException or DataException or SafetensorsException or CheckpointException or InvalidDataException
+        or ArgumentException or InputFileException or InvalidDataException
         or System.Text.Json.JsonException or IOException or UnauthorizedAccessException or NotSupportedException
         or NonFiniteException or Tmca.Cuda.Native.CudaException;
 }

@@ -63,9 +63,8 @@ internal static class TrainCommand
             {
                 runDir = p.GetValue(resume)!;
                 var optPath = Path.Combine(runDir, "options.json");
-                if (!File.Exists(optPath)) throw new FileNotFoundException($"{optPath}: not a run folder (no options.json)", optPath);
-                try { o = JsonSerializer.Deserialize<TrainOptions>(StrictText.Read(optPath, 1 << 20, "run options file")) ?? throw new InvalidDataException($"{optPath}: empty"); }
-                catch (JsonException e) { throw new InvalidDataException($"{optPath}: not a run's options ({e.Message})", e); }
+                if (!File.Exists(optPath)) throw new InputFileException(optPath, "not a run folder (no options.json)");
+                o = TrainOptions.Load(optPath);
                 if (p.GetResult(epochs) is { Implicit: false }) o = o with { Epochs = p.GetValue(epochs) };
             }
             else

@@ -1,8 +1,4 @@
 namespace Tmca.Data;
 
 /// <summary>Bad input data: the message names the file (or folder) and what is wrong with it.</summary>
-public sealed class DataException(string path, string problem, Exception? inner = null) : Exception($"{path}: {problem}", inner)
-{
-    public string Path { get; } = path;
-    public string Problem { get; } = problem;
-}
+public sealed class DataException(string path, string problem, Exception? inner = null) : Tmca.Engine.InputFileException(path, problem, inner);

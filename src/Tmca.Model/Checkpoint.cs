@@ -12,6 +12,7 @@ public static class Checkpoint
 {
     public const string Format = "tmca-checkpoint-1";
 
+
     public static void Save(TmcaModel model, string path, IReadOnlyDictionary<string, string>? metadata = null,
                             IEnumerable<KeyValuePair<string, Tensor>>? extra = null)
     {
@@ -34,14 +35,25 @@ public static class Checkpoint
         var f = SafetensorsFile.Open(path);
         f.Verify();
         if (!f.Metadata.TryGetValue("config", out var cfg) || !f.Metadata.TryGetValue("flags", out var flags))
-            throw new InvalidDataException($"{path}: not a TMCA checkpoint (no config/flags metadata)");
+            throw new CheckpointException(path, "not a TMCA checkpoint (no config/flags metadata)");
         TmcaModel model;
-        try { model = new TmcaModel(TmcaConfig.FromJson(cfg), TmcaFlags.FromJson(flags), initialize: false); }
-        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
+        try
         {
-            throw new InvalidDataException($"{path}: the checkpoint's config/flags are invalid ({e.Message})");
+            var config = TmcaConfig.FromJson(cfg);
+            double available = f.Entries.Values.Sum(e => (double)(e.End - e.Begin)) / 4;
+            if (config.MinimumElements() > available)
+                throw new ArgumentException($"the config describes at least {config.MinimumElements():N0} parameter elements, the file holds {available:N0}");
+            model = new TmcaModel(config, TmcaFlags.FromJson(flags), initialize: false);
         }
-        LoadInto(model, f);
+        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException or OverflowException)
+        {
+            throw new CheckpointException(path, $"the checkpoint's config/flags are invalid ({e.Message})", e);
+        }
+        try { LoadInto(model, f); }
+        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        {
+            throw new CheckpointException(path, e.Message.StartsWith(path) ? e.Message[(path.Length + 2)..] : e.Message, e);
+        }
         if (backend is not null) model.To(backend);
         return model;
     }
@@ -58,4 +70,4 @@ public static class Checkpoint
 
 /// <summary>A checkpoint that cannot be used (corrupt, truncated, not a TMCA checkpoint); the message names the file and,
 /// where one is intact, the checkpoint to use instead.</summary>
-public sealed class CheckpointException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class CheckpointException(string path, string problem, Exception? inner = null) : InputFileException(path, problem, inner);

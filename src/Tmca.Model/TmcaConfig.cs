@@ -50,12 +50,18 @@ public sealed record TmcaConfig
     public TmcaConfig Validated()
     {
         void Need(bool ok, string what) { if (!ok) throw new ArgumentException($"config: {what}"); }
+        Need(Dims is not null && Depths is not null && TokenOuts is not null, "dims, depths and token_outs cannot be null");
         Need(Dims.Length == 4 && Depths.Length == 4, "dims and depths need 4 entries");
         Need(Dims.All(d => d > 0) && Depths.All(d => d >= 0), "dims must be positive and depths non-negative");
         Need(ImageSize % 32 == 0 && ImageSize > 0, $"image_size {ImageSize} must be a positive multiple of 32");
         Need(InChannels > 0, "in_channels must be positive");
+        const int Big = 1 << 20;   // beyond any real model; keeps sizes far from int overflow
+        Need(new[] { TextHidden, TextHeads, TextIntermediate, VocabSize, MaxPositions, AlignDim, HeadChannels, SelfHeads, CrossHeads, InChannels, ImageSize }
+                 .All(v => v is > 0 and <= Big), "text_hidden, text_heads, text_intermediate, vocab_size, max_positions, align_dim, head_channels, self_heads, cross_heads, in_channels and image_size must be in 1..1048576");
+        Need(Dims.All(d => d <= 65536) && Depths.All(d => d <= 1024) && TextLayers is >= 0 and <= 1024, "dims ≤ 65536, depths and text_layers ≤ 1024");
+        Need(TextLen >= 2, "text_len must be at least 2 ([CLS] and [SEP])");
         Need(TextHidden % TextHeads == 0, $"text_hidden {TextHidden} must divide into text_heads {TextHeads}");
-        Need(TokenOuts.Length == 3, "token_outs needs 3 entries");
+        Need(TokenOuts.Length == 3 && TokenOuts.All(t => t is > 0 and <= Big), "token_outs needs 3 entries in 1..1048576");
         Need(TextLen <= MaxPositions, $"text_len {TextLen} exceeds max_positions {MaxPositions}");
         for (int k = 0; k < 3; k++)
         {
@@ -63,6 +69,15 @@ public sealed record TmcaConfig
             Need(Dims[3 - k] % CrossHeads == 0, $"dims[{3 - k}] must divide into cross_heads");
         }
         return this;
+    }
+
+    /// <summary>A lower bound on the parameter elements this config builds (embeddings, attention and MLP weights,
+    /// ConvNeXt blocks): a checkpoint whose tensors hold fewer elements cannot be this model, whatever its metadata says.</summary>
+    public double MinimumElements()
+    {
+        double h = TextHidden, n = (double)VocabSize * h + (double)MaxPositions * h + TextLayers * (4 * h * h + 2 * h * TextIntermediate);
+        for (int i = 0; i < Dims.Length && i < Depths.Length; i++) n += Depths[i] * 8.0 * Dims[i] * Dims[i];
+        return n;
     }
 
     public string ToJson() => JsonSerializer.Serialize(this, Json.Options);
@@ -91,6 +106,9 @@ public sealed record TmcaFlags
     /// <summary>The flags as the model uses them: without text, every text-dependent part is forced off.</summary>
     public TmcaFlags Effective()
     {
+        if (Levels is null) throw new ArgumentException("flags: levels cannot be null");
+        if (!double.IsFinite(LambdaNce + LambdaPix + TauInit + TauMin + GammaInit + AInit + BInit + BnMomentum))
+            throw new ArgumentException("flags: every number must be finite");
         if (Alignment is not ("target" or "global" or "none")) throw new ArgumentException($"flags: alignment '{Alignment}' is not target, global or none");
         if (Levels.Any(l => l is < 0 or > 3) || Levels.Distinct().Count() != Levels.Length) throw new ArgumentException("flags: levels must be distinct values in 0..3");
         return Text ? this : this with { Alignment = "none", Lgte = false, PixelLoss = false };

@@ -38,11 +38,30 @@ public sealed record TrainOptions
     public TmcaConfig ResolveConfig()
     {
         if (ConfigFile is null) return TmcaConfig.Preset(Preset);
-        if (!File.Exists(ConfigFile)) throw new FileNotFoundException($"{ConfigFile}: config file not found", ConfigFile);
         try { return TmcaConfig.FromJson(StrictText.Read(ConfigFile, 1 << 20, "config file")); }
         catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
         {
-            throw new InvalidDataException($"{ConfigFile}: {e.Message}", e);
+            throw new InputFileException(ConfigFile, e.Message, e);
+        }
+    }
+
+    /// <summary>A run's options.json (what `--resume` continues with), checked like every input file.</summary>
+    public static TrainOptions Load(string path)
+    {
+        try
+        {
+            var o = System.Text.Json.JsonSerializer.Deserialize<TrainOptions>(StrictText.Read(path, 1 << 20, "run options file"))
+                    ?? throw new InputFileException(path, "empty options");
+            if (o.Flags is null || o.Preset is null || o.Device is null || o.OnNonFinite is not ("stop" or "skip") || o.Epochs < 1 || o.BatchSize < 2
+                || !double.IsFinite(o.Lr) || o.Lr <= 0 || !double.IsFinite(o.WeightDecay))
+                throw new InputFileException(path, "not a valid run options file (a value is missing or out of range)");
+            o.Flags.Effective();
+            if (o.ConfigFile is null) TmcaConfig.Preset(o.Preset);
+            return o;
+        }
+        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
+        {
+            throw new InputFileException(path, $"not a valid run options file ({e.Message})", e);
         }
     }
 }

@@ -49,7 +49,8 @@ public static class Trainer
             model = m;
             model.To(backend);
             opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
-            opt.LoadState(optState, st.OptimizerStep);
+            try { opt.LoadState(optState, st.OptimizerStep); }
+            catch (InvalidDataException e) { throw new CheckpointException(Path.Combine(ckptDir, resumeFrom + ".safetensors"), e.Message, e); }
             state = st;
             log.TruncateAfter(st.Epoch, st.Step);
             ui.Info(st.StepInEpoch > 0

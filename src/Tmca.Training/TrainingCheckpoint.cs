@@ -1,3 +1,4 @@
+using Tmca.Data;
 using System.Text.Json;
 using Tmca.Engine;
 using Tmca.Model;
@@ -97,14 +98,14 @@ public static class TrainingCheckpoint
             "previous" => Path.Combine(dir, Previous),
             _ => throw new ArgumentException($"--from '{which}': expected last or previous"),
         };
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no checkpoint to resume from", path);
+        if (!File.Exists(path)) throw new CheckpointException(path, "no checkpoint to resume from");
         if (Intact(path) is { } problem)
         {
             string prev = Path.Combine(dir, Previous);
             string offer = which == "last" && File.Exists(prev) && Intact(prev) is null
                 ? $"; the checkpoint before it, {prev} ({Describe(prev)}), is intact: continue from it with `tmca train --resume {runDir} --from previous`"
                 : "; no intact earlier checkpoint exists in this run";
-            throw new CheckpointException($"{path}: refused, {problem}{offer}");
+            throw new CheckpointException(path, $"refused, {problem}{offer}");
         }
         return Load(path);
     }
@@ -114,8 +115,14 @@ public static class TrainingCheckpoint
         var f = SafetensorsFile.Open(path);
         f.Verify();
         if (!f.Metadata.TryGetValue("train_state", out var st))
-            throw new InvalidDataException($"{path}: not a training checkpoint (no train_state metadata); use a run's checkpoints/last.safetensors");
-        var state = JsonSerializer.Deserialize<TrainState>(st) ?? throw new InvalidDataException($"{path}: empty train_state");
+            throw new CheckpointException(path, "not a training checkpoint (no train_state metadata); use a run's checkpoints/last.safetensors");
+        TrainState state;
+        try { state = JsonSerializer.Deserialize<TrainState>(st) ?? throw new CheckpointException(path, "empty train_state"); }
+        catch (JsonException e) { throw new CheckpointException(path, $"train_state is not valid ({e.Message})", e); }
+        if (state.Rng is null || state.Epoch < 0 || state.Step < 0 || state.OptimizerStep < 0 || state.StepInEpoch < 0 || (state.StepInEpoch > 0 && state.EpochRng is null))
+            throw new CheckpointException(path, "train_state is not valid (a value is missing or negative)");
+        try { Xoshiro.FromState(state.Rng); if (state.EpochRng is not null) Xoshiro.FromState(state.EpochRng); }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException) { throw new CheckpointException(path, $"train_state's RNG state is not valid ({e.Message})", e); }
         var model = Checkpoint.Load(path);
         return (model, state, name => f.Contains("optim." + name) ? f.Load("optim." + name) : null);
     }
@@ -137,13 +144,13 @@ public static class TrainingCheckpoint
     /// </summary>
     public static TmcaModel LoadModel(string path, IBackend? backend = null)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: checkpoint not found", path);
+        if (!File.Exists(path)) throw new CheckpointException(path, "checkpoint not found");
         if (Intact(path) is { } problem)
         {
             string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
             string? alt = new[] { Best, Last, Previous }.Select(n => Path.Combine(dir, n))
                 .FirstOrDefault(p => p != Path.GetFullPath(path) && File.Exists(p) && Intact(p) is null);
-            throw new CheckpointException($"{path}: refused, {problem}" + (alt is null ? "" : $"; {alt} in the same folder is intact"));
+            throw new CheckpointException(path, $"refused, {problem}" + (alt is null ? "" : $"; {alt} in the same folder is intact"));
         }
         return Checkpoint.Load(path, backend);
     }

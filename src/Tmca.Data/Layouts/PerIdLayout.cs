@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Tmca.Engine;
 
 namespace Tmca.Data.Layouts;
 
@@ -9,16 +10,25 @@ namespace Tmca.Data.Layouts;
 /// </summary>
 internal static class PerIdLayout
 {
+    public const long MaxSplitBytes = 16 << 20, MaxReportBytes = 1 << 20;
+
     public static Dataset Load(string root)
     {
         string splitPath = Path.Combine(root, "split.json");
         Dictionary<string, List<string>> split;
         try
         {
-            split = JsonSerializer.Deserialize<Dictionary<string, List<string>>>(File.ReadAllText(splitPath))
+            split = JsonSerializer.Deserialize<Dictionary<string, List<string>>>(StrictText.Read(splitPath, MaxSplitBytes, "split file"))
                     ?? throw new DataException(splitPath, "empty split file");
         }
         catch (JsonException e) { throw new DataException(splitPath, $"not a JSON object of id lists ({e.Message})", e); }
+        foreach (var (k, ids) in split)
+        {
+            if (ids is null) throw new DataException(splitPath, $"\"{k}\" is null, not a list of ids");
+            // An id becomes a file name: nothing that could leave the dataset folder or name no file at all.
+            int bad = ids.FindIndex(id => string.IsNullOrWhiteSpace(id) || id.Length > 255 || id.IndexOfAny(['/', '\\', '\0']) >= 0 || id is "." or ".." || id.Any(char.IsControl));
+            if (bad >= 0) throw new DataException(splitPath, $"\"{k}\" lists an id that is not a plain file name: {JsonSerializer.Serialize(ids[bad])}");
+        }
         foreach (var k in split.Keys)
             if (k is not ("train" or "val" or "test")) throw new DataException(splitPath, $"unknown split '{k}' (train, val, test)");
         if (!split.ContainsKey("train")) throw new DataException(splitPath, "no \"train\" list");
@@ -40,7 +50,7 @@ internal static class PerIdLayout
                 var mask = DatasetLoader.FindImage(masks, id) ?? throw new DataException(Path.Combine(masks, id + ".png"), $"mask for id '{id}' ({name} split) not found");
                 var rep = Path.Combine(reports, id + ".txt");
                 if (!File.Exists(rep)) throw new DataException(rep, $"report for id '{id}' ({name} split) not found");
-                list.Add(new Sample(id, img, mask, File.ReadAllText(rep).Trim()));
+                list.Add(new Sample(id, img, mask, StrictText.Read(rep, MaxReportBytes, "report").Trim()));
             }
             return list;
         }

@@ -6,11 +6,7 @@ using System.Text.Json.Nodes;
 namespace Tmca.Engine;
 
 /// <summary>A file that is not valid safetensors: the message names the file and what is wrong.</summary>
-public sealed class SafetensorsException(string path, string problem) : Exception($"{path}: {problem}")
-{
-    public string Path { get; } = path;
-    public string Problem { get; } = problem;
-}
+public sealed class SafetensorsException(string path, string problem) : InputFileException(path, problem);
 
 /// <summary>One tensor entry of a safetensors header.</summary>
 public sealed record SafetensorsEntry(string Name, DType DType, int[] Shape, long Begin, long End);

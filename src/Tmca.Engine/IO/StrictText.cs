@@ -6,17 +6,22 @@ namespace Tmca.Engine;
 /// <summary>
 /// Small text inputs (configs, flags, reports, vocabularies, split lists) read strictly: a size cap checked before
 /// anything is read, UTF-8 validated (a byte that is not UTF-8 is an error with its offset, not a silent U+FFFD),
-/// a leading BOM dropped. Failures are <see cref="InvalidDataException"/>s whose message starts with the path.
+/// a leading BOM dropped. Failures are <see cref="InputFileException"/>s.
 /// </summary>
 public static class StrictText
 {
     public static string Read(string path, long maxBytes, string what)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: {what} not found", path);
-        long length = new FileInfo(path).Length;
-        if (length > maxBytes) throw new InvalidDataException($"{path}: {length:N0} bytes, more than the {maxBytes:N0} a {what} may have");
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length > maxBytes) throw new InvalidDataException($"{path}: more than the {maxBytes:N0} bytes a {what} may have (the file grew while read)");
+        if (!File.Exists(path)) throw new InputFileException(path, $"{what} not found");
+        byte[] bytes;
+        try
+        {
+            long length = new FileInfo(path).Length;
+            if (length > maxBytes) throw new InputFileException(path, $"{length:N0} bytes, more than the {maxBytes:N0} a {what} may have");
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new InputFileException(path, $"cannot be read ({e.Message})", e); }
+        if (bytes.Length > maxBytes) throw new InputFileException(path, $"more than the {maxBytes:N0} bytes a {what} may have (the file grew while read)");
         return Decode(bytes, path, what);
     }
 
@@ -28,7 +33,7 @@ public static class StrictText
         try
         {
             var status = Utf8.ToUtf16(bytes, chars, out int read, out int written, replaceInvalidSequences: false);
-            if (status != OperationStatus.Done) throw new InvalidDataException($"{path}: this {what} is not valid UTF-8 (byte offset {read})");
+            if (status != OperationStatus.Done) throw new InputFileException(path, $"this {what} is not valid UTF-8 (byte offset {read})");
             return new string(chars, 0, written);
         }
         finally { ArrayPool<char>.Shared.Return(chars); }

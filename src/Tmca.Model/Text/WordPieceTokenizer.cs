@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Tmca.Engine;
 
 namespace Tmca.Model.Text;
 
@@ -29,15 +30,22 @@ public sealed class WordPieceTokenizer
     private WordPieceTokenizer(Dictionary<string, int> vocab, string source)
     {
         _vocab = vocab;
-        int Id(string t) => vocab.TryGetValue(t, out var i) ? i : throw new InvalidDataException($"{source}: the vocabulary has no {t} token");
+        int Id(string t) => vocab.TryGetValue(t, out var i) ? i : throw new InputFileException(source, $"the vocabulary has no {t} token");
         Cls = Id("[CLS]"); Sep = Id("[SEP]"); Pad = Id("[PAD]"); Unk = Id("[UNK]");
     }
+
+    /// <summary>Vocabulary files above this size are refused (BERT's is 230 KB).</summary>
+    public const long MaxVocabBytes = 16 << 20;
+    public const int MaxTokenChars = 1024;
 
     /// <summary>Reads a vocab.txt (one token per line, the line number is the id).</summary>
     public static WordPieceTokenizer FromVocabFile(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: vocabulary file not found", path);
-        return FromLines(File.ReadLines(path), path);
+        var lines = StrictText.Read(path, MaxVocabBytes, "vocabulary file").Split('\n');
+        int n = lines.Length > 0 && lines[^1].Length == 0 ? lines.Length - 1 : lines.Length;   // the newline after the last token
+        for (int i = 0; i < n; i++)
+            if (lines[i].Length > MaxTokenChars) throw new InputFileException(path, $"line {i + 1} is {lines[i].Length:N0} characters, more than a token may have ({MaxTokenChars})");
+        return FromLines(lines.Take(n), path);
     }
 
     /// <summary>The CXR-BERT vocabulary embedded in this assembly (see Text/Resources/README.md).</summary>
@@ -70,7 +78,7 @@ public sealed class WordPieceTokenizer
             vocab.TryAdd(token, id);   // HF keeps the first occurrence of a repeated line
             id++;
         }
-        if (vocab.Count == 0) throw new InvalidDataException($"{path}: empty vocabulary");
+        if (vocab.Count == 0) throw new InputFileException(path, "empty vocabulary");
         return new WordPieceTokenizer(vocab, path);
     }
 
