@@ -40,5 +40,5 @@ public static class ExitCodes
     public static bool Expected(Exception e) => e is TrainingInterruptedException or UsageException or BackendUnavailableException
         or ArgumentException or InputFileException or InvalidDataException
         or System.Text.Json.JsonException or IOException or UnauthorizedAccessException or NotSupportedException
-        or NonFiniteException or Tmca.Cuda.Native.CudaException;
+        or NonFiniteException or DeviceMemoryExhaustedException or Tmca.Cuda.Native.CudaException;
 }

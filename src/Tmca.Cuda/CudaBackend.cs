@@ -16,8 +16,13 @@ namespace Tmca.Cuda;
 /// What a kernel cannot do (float64, InfoNCE over more than 1024 pairs) throws <see cref="NotSupportedException"/>
 /// naming itself — no silent CPU fallback.
 /// </summary>
-public sealed unsafe partial class CudaBackend : IBackend, IDisposable
+public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDisposable
 {
+    long IDeviceMemory.InUseBytes => Pool.InUseBytes;
+    long IDeviceMemory.PeakBytes => Pool.PeakBytes;
+    void IDeviceMemory.ResetPeak() => Pool.ResetPeak();
+    void IDeviceMemory.ReleaseCache() => Pool.EmptyCache();
+
     public IDeviceRuntime Runtime { get; }
     public DevicePool Pool { get; }
     public DeviceInfo Info => Runtime.Info;
@@ -50,7 +55,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
 
     public CudaBackend(IDeviceRuntime runtime)
     {
-        Runtime = runtime;
+        Runtime = FaultInjectingRuntime.Wrap(runtime);
+        Profiler.LabelOps = true;   // an out-of-memory error names the op that asked (two static writes per op)
         Pool = new DevicePool(runtime, caching: !runtime.ExactAllocations);
         Trace = Environment.GetEnvironmentVariable("TMCA_CUDA_TRACE") == "1";
     }
@@ -69,11 +75,25 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         return rt is null ? null : new CudaBackend(rt);
     }
 
-    public void Synchronize() => Runtime.Synchronize();
+    /// <summary>The sticky error that made this device unusable (illegal address, deadlock, launch failure), or null. After
+    /// one, the process must stop: every later call on the context would fail, or worse, read garbage.</summary>
+    public CudaException? Poisoned { get; private set; }
+
+    private void ThrowIfPoisoned()
+    {
+        if (Poisoned is { } p) throw new CudaException(p.Call, $"{p.Message.Split(": ", 2)[^1]} — the device context is unusable after this error; restart the process", sticky: true);
+    }
+
+    public void Synchronize()
+    {
+        ThrowIfPoisoned();
+        try { Runtime.Synchronize(); }
+        catch (CudaException e) when (e.Sticky) { Poisoned ??= e; throw; }
+    }
 
     public void Dispose()
     {
-        Runtime.Synchronize();
+        if (Poisoned is null) Runtime.Synchronize();   // a poisoned context can only be torn down
         Pool.EmptyCache();
         Runtime.Dispose();
     }
@@ -95,6 +115,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
 
     public Storage AllocateUninitialized(DType dtype, long count)
     {
+        ThrowIfPoisoned();
         if (dtype == DType.F64) throw new NotSupportedException("F64 tensors are CPU-only (they exist for finite-difference gradient checks)");
         if (count < 0) throw new ArgumentException($"a negative element count ({count})");
         var (ptr, size) = Pool.Rent(Math.Max(1, count) * dtype.SizeOf());
@@ -131,8 +152,10 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
     {
         long bytes = src.Numel * src.DType.SizeOf();
         if (Buffer.ByteLength(host) < bytes) throw new ArgumentException($"download of {bytes} bytes into a {Buffer.ByteLength(host)}-byte array");
+        ThrowIfPoisoned();
         var h = GCHandle.Alloc(host, GCHandleType.Pinned);
         try { Runtime.CopyToHost((void*)h.AddrOfPinnedObject(), P(src), bytes); }
+        catch (CudaException e) when (e.Sticky) { Poisoned ??= e; throw; }
         finally { h.Free(); }
         DeviceToHostCopies++;
     }
@@ -165,6 +188,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         var blockDim = block == 0 ? d.BlockDim : new Dim3(block, d.BlockY);
         var pointers = stackalloc void*[Math.Max(1, d.Params.Length)];
         a.Pointers(pointers);
+        ThrowIfPoisoned();
         var f = Runtime.Kernel(d.File, d.Name);
         Launches++;
         if (_trace) TraceWriter.WriteLine($"[cuda] {Launches,6} {d.Name,-36} grid {grid,-12} block {blockDim,-8} smem {shared,6}  {Profiler.CurrentOp ?? "-",-22} {shapes}");
@@ -175,7 +199,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IDisposable
         }
         catch (CudaException e) when (!e.Message.Contains(shapes, StringComparison.Ordinal))
         {
-            throw new CudaException($"{d.Name} [{shapes}]", e.Message, e.Sticky);
+            var named = new CudaException($"{d.Name} [{shapes}]{(Profiler.CurrentOp is { } op ? $" in op '{op}'" : "")}", e.Message, e.Sticky);
+            if (e.Sticky) Poisoned = named;
+            throw named;
         }
     }
 

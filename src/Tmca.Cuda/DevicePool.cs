@@ -43,7 +43,8 @@ public sealed class DevicePool(IDeviceRuntime runtime, bool caching = true)
             catch (DeviceOutOfMemoryException e)
             {
                 throw new DeviceOutOfMemoryException(e.Call, size, e.Free, e.Total,
-                    $"; the pool holds {DeviceOutOfMemoryException.Bytes(InUseBytes)} in live tensors (peak {DeviceOutOfMemoryException.Bytes(PeakBytes)})");
+                    $"; the pool holds {DeviceOutOfMemoryException.Bytes(InUseBytes)} in live tensors (peak {DeviceOutOfMemoryException.Bytes(PeakBytes)})",
+                    Tmca.Engine.Profiler.CurrentOp ?? (Tmca.Engine.Profiler.LastOp is { } last ? $"the op after '{last}' (allocating its output)" : null));
             }
         }
         ReservedBytes += size;

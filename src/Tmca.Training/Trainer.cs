@@ -107,15 +107,21 @@ public static class Trainer
                 var idx = order.Skip(s * B).Take(B).ToArray();
                 if (idx.Length < 2 && s > 0) break;   // a lone last sample: BatchNorm needs more than one
                 var t0 = Stopwatch.GetTimestamp();
-                StepValues v;
+                StepValues v = default;
+                Exception? outOfMemory = null;
                 NonFiniteInjection.BeginStep(step + 1);
                 using (var scope = new TensorScope())
                 {
                     var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng).ForModel();
                     if (NonFiniteInjection.DataNow) NonFiniteInjection.Poison(batch.Image);
                     buffers.Save();
-                    using (var tape = new Tape()) v = Step(model, opt, tape, batch, guard: true);
-                    if (!v.Finite)
+                    try
+                    {
+                        using var tape = new Tape();
+                        v = Step(model, opt, tape, batch, guard: true);
+                    }
+                    catch (Exception e) when (e is IOutOfDeviceMemory && backend is IDeviceMemory) { outOfMemory = e; }
+                    if (outOfMemory is null && !v.Finite)
                     {
                         opt.Unstep();        // the device left every parameter and moment as they were,
                         buffers.Restore();   // and the running statistics the forward pass moved go back
@@ -131,6 +137,7 @@ public static class Trainer
                     }
                     else consecutiveSkips = 0;
                 }
+                if (outOfMemory is not null) OutOfMemory(outOfMemory, model, data, buffers, step + 1, idx.Length);
                 FaultPoints.Reach("step");
                 step++;
                 double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
@@ -176,6 +183,17 @@ public static class Trainer
         }
         if (skipped > 0) ui.Warning($"{skipped} step(s) were skipped for non-finite values (steps.jsonl marks them \"skipped\")");
         return new TrainResult(runDir, best, state.BestValDice, state.BestEpoch, epoch, step, clock.Elapsed.TotalSeconds, stoppedEarly);
+    }
+
+    /// <summary>Stops on an out-of-memory step (its tensors already back in the pool) with the batch that would fit.</summary>
+    private static void OutOfMemory(Exception e, TmcaModel model, PreparedData data, BufferSnapshot buffers, long step, int batch)
+    {
+        var oom = (IOutOfDeviceMemory)e;
+        buffers.Restore();
+        string advice = BatchFit.Advice(model, data.Train, (IDeviceMemory)model.Backend, oom.Total);
+        throw new DeviceMemoryExhaustedException(
+            $"out of device memory at step {step} (batch {batch}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in op '{op}'" : "")}: " +
+            $"{oom.Requested / 1048576.0:0.0} MiB requested, {oom.Free / 1048576.0:0.0} MiB free of {oom.Total / 1048576.0:0.0} MiB; {advice}", e);
     }
 
     /// <summary>Writes the mid-epoch checkpoint of an interrupted run and stops it.</summary>

@@ -86,9 +86,11 @@ public class CudaException(string call, string message, bool sticky = false) : E
 }
 
 /// <summary>The device could not satisfy an allocation: how much was asked, how much is free, and what holds it.</summary>
-public sealed class DeviceOutOfMemoryException(string call, long requested, long free, long total, string detail)
-    : CudaException(call, $"out of device memory: {Bytes(requested)} requested, {Bytes(free)} free of {Bytes(total)}{detail}")
+public sealed class DeviceOutOfMemoryException(string call, long requested, long free, long total, string detail, string? op = null)
+    : CudaException(call, $"out of device memory{(op is null ? "" : $" in op '{op}'")}: {Bytes(requested)} requested, {Bytes(free)} free of {Bytes(total)}{detail}"),
+      Tmca.Engine.IOutOfDeviceMemory
 {
+    public string? Op { get; } = op;
     public long Requested { get; } = requested;
     public long Free { get; } = free;
     public long Total { get; } = total;

@@ -102,9 +102,28 @@ public static class ImageIO
         return FromRgba8(buffer.AsSpan(0, 4 * n), w, h);
     }
 
+    /// <summary>
+    /// Walks a PNG's chunks before StbImageSharp does: stb allocates what a chunk's length field claims (the long fuzz
+    /// run found a 278-byte file that made it allocate 1 GB), so every chunk must fit in the file.
+    /// </summary>
+    private static void CheckPngChunks(string path)
+    {
+        var b = File.ReadAllBytes(path);
+        long at = 8;
+        while (at + 12 <= b.Length)
+        {
+            long len = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan((int)at));
+            if (at + 12 + len > b.Length) throw new DataException(path, $"PNG chunk at byte {at} claims {len:N0} bytes, past the end of the file ({b.Length:N0} bytes): truncated or corrupt");
+            if (b.AsSpan((int)at + 4, 4).SequenceEqual("IEND"u8)) return;
+            at += 12 + len;
+        }
+        throw new DataException(path, "the PNG ends without its IEND chunk: truncated");
+    }
+
     /// <summary>16-bit PNG (grey, grey+alpha, RGB, RGBA) with every bit kept.</summary>
     private static unsafe RawImage LoadPng16(string path)
     {
+        CheckPngChunks(path);
         using var stream = File.OpenRead(path);
         var ctx = new StbImageSharp.StbImage.stbi__context(stream);
         int w, h, comp;

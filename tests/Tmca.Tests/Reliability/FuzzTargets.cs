@@ -19,12 +19,22 @@ public static class FuzzTargets
     public const long MiB = 1 << 20;
     private static readonly string Tmp = Directory.CreateTempSubdirectory("tmca-fuzz-seeds-").FullName;
 
+    /// <summary>Cases long runs (TMCA_FUZZ_CASES=5000, random seeds) found failing, kept so that CI replays them every time.</summary>
+    public static readonly (string Reader, int Seed, int[] Cases)[] Regressions =
+    [
+        // StbImageSharp allocated up to 1 GB from a 278-byte 16-bit PNG whose chunk lengths were flipped; chunks are now walked first
+        ("png16", 741006423, [561, 1638, 4017]),
+        ("png16", 777, [810, 1938, 4232, 4392]),
+        ("png16", 4242, [1364, 2993, 3947, 4639]),
+    ];
+
     public static readonly string[] Names = ["png8", "png16", "jpeg", "tiff", "xlsx", "csv", "split.json", "report", "safetensors", "config", "options", "vocab"];
 
     public static FuzzTarget Get(string name) => name switch
     {
         "png8" => Image(name, ".png", [Png8Grey(), Png8Rgb()], [("100000×100000 IHDR", PngWithSize(100_000, 100_000, 8)), ("65535×65535 IHDR, no data", PngWithSize(65535, 65535, 8)), ("zero width", PngWithSize(0, 16, 8))]),
-        "png16" => Image(name, ".png", [Png16()], [("100000×100000 16-bit IHDR", PngWithSize(100_000, 100_000, 16)), ("3000×3000 16-bit, 1 IDAT byte", PngWithSize(3000, 3000, 16))]),
+        "png16" => Image(name, ".png", [Png16()], [("100000×100000 16-bit IHDR", PngWithSize(100_000, 100_000, 16)), ("3000×3000 16-bit, 1 IDAT byte", PngWithSize(3000, 3000, 16)),
+                                                  ("an IDAT claiming 1 GB", WithIdatLength(Png16(), 0x4000_0000))]),
         "jpeg" => Image(name, ".jpg", [Jpeg()], [("SOF 65000×65000", JpegWithSize(65000, 65000)), ("SOF 0×0", JpegWithSize(0, 0))]),
         "tiff" => Image(name, ".tif", [Tiff8Rgb(), Tiff16Grey()], TiffCrafted()),
         "xlsx" => Table(name, "reports.xlsx", [Xlsx()], XlsxCrafted()),
@@ -128,6 +138,14 @@ public static class FuzzTargets
         uint c = 0xFFFFFFFF;
         foreach (var b in data) { c ^= b; for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320 ^ (c >> 1) : c >> 1; }
         return c ^ 0xFFFFFFFF;
+    }
+
+    private static byte[] WithIdatLength(byte[] png, uint length)
+    {
+        var b = (byte[])png.Clone();
+        for (int at = 8; at + 8 <= b.Length; at += 12 + (int)BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(at)))
+            if (b.AsSpan(at + 4, 4).SequenceEqual("IDAT"u8)) { BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(at), length); return b; }
+        throw new InvalidOperationException("no IDAT");
     }
 
     /// <summary>The seed JPEG with its SOF0 frame size patched.</summary>

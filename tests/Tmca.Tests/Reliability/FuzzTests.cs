@@ -20,6 +20,12 @@ public class FuzzTests(ITestOutputHelper output)
         output.WriteLine(line);
         if (Environment.GetEnvironmentVariable("TMCA_FUZZ_REPORT") is { Length: > 0 } file) File.AppendAllText(file, line + "\n");
         Assert.True(report.Failures.Count == 0, string.Join("\n\n", report.Failures));
+        foreach (var (seed, cases) in FuzzTargets.Regressions.Where(r => r.Reader == reader).Select(r => (r.Seed, r.Cases)))
+        {
+            var again = Fuzzer.Run(target, seed, 0, cases);
+            Assert.True(again.Failures.Count == 0, "a case a long run found fails again:\n" + string.Join("\n\n", again.Failures));
+        }
+        if (Environment.GetEnvironmentVariable("TMCA_FUZZ_REPLAY") is { Length: > 0 }) return;   // one case replayed
         Assert.True(report.Cases >= Math.Min(500, Fuzzer.Cases));
         Assert.True(report.Refused > 0, "no case was refused: the mutations never reached the reader's checks");
     }

@@ -1,0 +1,99 @@
+using System.Text.RegularExpressions;
+using Tmca.Cli;
+using Tmca.Cuda;
+using Tmca.Cuda.Native;
+using Tmca.Engine;
+using Tmca.Tests.Cuda;
+using Tmca.Tests.Data;
+using Xunit;
+
+namespace Tmca.Tests.Reliability;
+
+/// <summary>
+/// Device faults on the CUDA simulator, injected at the runtime seam (TMCA_DEVICE_FAULT) or made real by capping the
+/// simulated memory (TMCA_SIM_MEMORY): each ends the run with one line that says what failed and what to do, and
+/// exit code 1 — and after a sticky error nothing touches the device again.
+/// </summary>
+[Collection("child-processes")]
+public class DeviceFaultTests : IDisposable
+{
+    private readonly TempDir _d = new();
+    private readonly string _data, _config;
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);
+
+    public DeviceFaultTests()
+    {
+        Device.Require();   // CI must have the simulator (fails there, skips with the reason elsewhere)
+        _data = _d["data"];
+        DataFixtures.PerId(_data, withVal: true, train: 12, test: 2);
+        _config = TestConfigs.WriteTiny(_d["cfg"]);
+    }
+
+    public void Dispose() => _d.Dispose();
+
+    private (int Code, string Out, string Err, string Run) Train(int batch, Dictionary<string, string> env)
+    {
+        string run = _d["run-" + Guid.NewGuid().ToString("N")[..6]];
+        var (code, o, e) = ChildProcess.Run(["train", _data, "--config", _config, "--device", "cuda-sim", "--epochs", "1", "--batch", batch.ToString(), "--out", run], Timeout, env);
+        return (code, o, e, run);
+    }
+
+    [Fact]
+    public void OutOfMemoryNamesTheBytesTheOpAndABatchThatFits_AndThatBatchTrains()
+    {
+        var mem = new Dictionary<string, string> { ["TMCA_SIM_MEMORY"] = "12M" };
+        var (code, _, err, _) = Train(8, mem);
+        Assert.True(code == ExitCodes.RuntimeFailure, err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.Contains("error: out of device memory at step 1 (batch 8, 32 px) in ", err);
+        Assert.Matches(@"[\d.]+ MiB requested, [\d.]+ MiB free of 12\.0 MiB", err);
+        var m = Regex.Match(err, @"the largest batch that fits at 32 px is (\d+) \(measured: a step peaks at [\d.]+ MiB at batch 2 and [\d.]+ MiB at batch 4\); rerun with --batch (\d+)");
+        Assert.True(m.Success, err);
+        int fits = int.Parse(m.Groups[1].Value);
+        Assert.InRange(fits, 2, 7);
+
+        var (code2, o2, err2, _) = Train(fits, mem);
+        Assert.True(code2 == 0, $"batch {fits} was said to fit but failed:\n{o2}\n{err2}");
+    }
+
+    [Fact]
+    public void AFailedLaunchNamesTheKernelAndItsShapes()
+    {
+        var (code, _, err, _) = Train(4, new() { ["TMCA_DEVICE_FAULT"] = "launch:*:40" });
+        Assert.True(code == ExitCodes.RuntimeFailure, err);
+        Assert.Single(err.Trim().Split('\n'));
+        // e.g. "error: copy_axis_range_f32 [[2, 16] → [1, 16] axis 0]: cuLaunchKernel: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: …"
+        Assert.Matches(@"^error: [a-z0-9_]+ \[.+\]( in op '[^']+')?: cuLaunchKernel: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES", err);
+    }
+
+    [Fact]
+    public void AfterAStickyErrorTheProcessStopsWithItsMessage()
+    {
+        var (code, o, err, run) = Train(4, new() { ["TMCA_DEVICE_FAULT"] = "sticky:*:40" });
+        Assert.True(code == ExitCodes.RuntimeFailure, err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.Matches(@"^error: [a-z0-9_]+ \[.+\]( in op '[^']+')?: cuLaunchKernel: CUDA_ERROR_ILLEGAL_ADDRESS", err);
+        Assert.DoesNotContain("validation", o);   // nothing ran after it
+        Assert.False(File.Exists(Path.Combine(run, "checkpoints", "last.safetensors")));
+    }
+
+    /// <summary>In process: once a sticky error is seen, every call refuses — launches, allocations, copies — with the
+    /// original error, instead of running on a broken context.</summary>
+    [Fact]
+    public void APoisonedBackendRefusesEveryLaterCall()
+    {
+        var sim = Device.RequireSimulator(new Tmca.Cuda.Sim.SimOptions());
+        using var be = new CudaBackend(new FaultInjectingRuntime(sim, "sticky:fill_f32:2"));
+        var t = Tensor.Zeros([1000]).To(be);
+        be.Fill(t, 1.0);   // launch 1 runs
+        var first = Assert.Throws<CudaException>(() => be.Fill(t, 2.0));
+        Assert.True(first.Sticky);
+        Assert.Same(first, be.Poisoned);
+        foreach (var call in new Action[] { () => be.Fill(t, 3.0), () => Tensor.Zeros([10]).To(be), () => t.ToArray<float>(), be.Synchronize })
+        {
+            var e = Assert.Throws<CudaException>(call);
+            Assert.Contains("unusable after this error; restart the process", e.Message);
+            Assert.Contains("CUDA_ERROR_ILLEGAL_ADDRESS", e.Message);
+        }
+    }
+}
