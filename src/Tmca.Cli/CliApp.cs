@@ -30,7 +30,9 @@ public static class CliApp
         if (parsed.Errors.Count == 0) return parsed.Invoke();
         Console.Out.Flush();
         string help = $"tmca {string.Join(' ', args.TakeWhile(a => !a.StartsWith('-')).Take(1))} --help".Replace("  ", " ");
-        foreach (var e in parsed.Errors) Console.Error.WriteLine($"error: {e.Message} (see {help})");
+        // One line, whatever the number of problems (System.CommandLine also puts allowed values on lines of their own).
+        var problems = parsed.Errors.Select(e => System.Text.RegularExpressions.Regex.Replace(e.Message.Trim(), @"\s*\n\s*", " ").TrimEnd('.')).Distinct();
+        Console.Error.WriteLine($"error: {string.Join("; ", problems)} (see {help})");
         return ExitCodes.Usage;
     }
 }

@@ -12,13 +12,13 @@ internal static class Validation
 {
     public static Option<int> Positive(this Option<int> o, int min = 1)
     {
-        o.Validators.Add(r => { if (r.GetValueOrDefault<int>() is var v && v < min) r.AddError($"{o.Name} must be at least {min}, not {v}"); });
+        o.Validators.Add(r => { if (Value<int>(r, out var v) && v < min) r.AddError($"{o.Name} must be at least {min}, not {v}"); });
         return o;
     }
 
     public static Option<int?> Positive(this Option<int?> o)
     {
-        o.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } v && v < 1) r.AddError($"{o.Name} must be at least 1, not {v}"); });
+        o.Validators.Add(r => { if (Value<int?>(r, out var n) && n is { } v && v < 1) r.AddError($"{o.Name} must be at least 1, not {v}"); });
         return o;
     }
 
@@ -27,11 +27,18 @@ internal static class Validation
     {
         o.Validators.Add(r =>
         {
-            double v = r.GetValueOrDefault<double>();
+            if (!Value<double>(r, out var v)) return;
             if (!double.IsFinite(v) || v > max || (minExclusive ? v <= min : v < min))
                 r.AddError($"{o.Name} must be a finite number {(minExclusive ? ">" : "≥")} {min} and ≤ {max}, not {v}");
         });
         return o;
+    }
+
+    /// <summary>The value, unless it did not convert (that error is already reported, and reading it would throw).</summary>
+    private static bool Value<T>(OptionResult r, out T value)
+    {
+        try { value = r.GetValueOrDefault<T>(); return true; }
+        catch (InvalidOperationException) { value = default!; return false; }
     }
 
     public static Option<string> OneOf(this Option<string> o, params string[] values)
@@ -55,6 +62,7 @@ internal static class Validation
     private static void Directory(SymbolResult r, string? path, string name)
     {
         if (path is null) return;
+        if (path.StartsWith('-')) { r.AddError($"unknown option {path}"); return; }
         if (System.IO.File.Exists(path)) r.AddError($"{name}: {path} is a file, not a folder");
         else if (!System.IO.Directory.Exists(path)) r.AddError($"{name}: folder {path} not found");
     }

@@ -40,10 +40,11 @@ public static class Checkpoint
         try
         {
             var config = TmcaConfig.FromJson(cfg);
-            double available = f.Entries.Values.Sum(e => (double)(e.End - e.Begin)) / 4;
-            if (config.MinimumElements() > available)
-                throw new ArgumentException($"the config describes at least {config.MinimumElements():N0} parameter elements, the file holds {available:N0}");
-            model = new TmcaModel(config, TmcaFlags.FromJson(flags), initialize: false);
+            var modelFlags = TmcaFlags.FromJson(flags);
+            double available = f.Entries.Values.Sum(e => (double)(e.End - e.Begin)) / 4, needed = config.MinimumElements(modelFlags.Text);
+            if (needed > available)
+                throw new ArgumentException($"the config describes at least {needed:N0} parameter elements, the file holds {available:N0}");
+            model = new TmcaModel(config, modelFlags, initialize: false);
         }
         catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException or OverflowException)
         {

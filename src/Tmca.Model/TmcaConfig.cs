@@ -73,9 +73,9 @@ public sealed record TmcaConfig
 
     /// <summary>A lower bound on the parameter elements this config builds (embeddings, attention and MLP weights,
     /// ConvNeXt blocks): a checkpoint whose tensors hold fewer elements cannot be this model, whatever its metadata says.</summary>
-    public double MinimumElements()
+    public double MinimumElements(bool withText)
     {
-        double h = TextHidden, n = (double)VocabSize * h + (double)MaxPositions * h + TextLayers * (4 * h * h + 2 * h * TextIntermediate);
+        double h = TextHidden, n = withText ? (double)VocabSize * h + (double)MaxPositions * h + TextLayers * (4 * h * h + 2 * h * TextIntermediate) : 0;
         for (int i = 0; i < Dims.Length && i < Depths.Length; i++) n += Depths[i] * 8.0 * Dims[i] * Dims[i];
         return n;
     }

@@ -80,12 +80,12 @@ public class ModelTests
             SafetensorsFile.Save(Path.Combine(dir, "partial.safetensors"),
                 m.Params.All.Where(p => !p.Name.StartsWith("lgte.")).Select(p => new KeyValuePair<string, Tensor>(p.Name, p.Value)),
                 new Dictionary<string, string> { ["config"] = m.Config.ToJson(), ["flags"] = m.Flags.ToJson() });
-            var e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(Path.Combine(dir, "partial.safetensors")));
+            var e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(Path.Combine(dir, "partial.safetensors")));
             Assert.Contains("lgte.0.a", e.Message);
             // a config with an unknown key is refused with the file named
             SafetensorsFile.Save(Path.Combine(dir, "badcfg.safetensors"), [new("x", Tensor.Zeros([1]))],
                 new Dictionary<string, string> { ["config"] = "{\"dimz\": [1]}", ["flags"] = "{}" });
-            e = Assert.Throws<InvalidDataException>(() => Checkpoint.Load(Path.Combine(dir, "badcfg.safetensors")));
+            e = Assert.Throws<CheckpointException>(() => Checkpoint.Load(Path.Combine(dir, "badcfg.safetensors")));
             Assert.Contains("badcfg.safetensors", e.Message);
         }
         finally { Directory.Delete(dir, true); }

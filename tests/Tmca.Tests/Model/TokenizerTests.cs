@@ -43,7 +43,7 @@ public class TokenizerTests
     [Fact]
     public void MissingVocabularyIsAClearError()
     {
-        var e = Assert.Throws<FileNotFoundException>(() => WordPieceTokenizer.FromVocabFile("/nonexistent/vocab.txt"));
+        var e = Assert.Throws<Tmca.Engine.InputFileException>(() => WordPieceTokenizer.FromVocabFile("/nonexistent/vocab.txt"));
         Assert.Contains("/nonexistent/vocab.txt", e.Message);
     }
 }

@@ -16,7 +16,11 @@ public sealed class ChildProcess : IDisposable
 
     public static ChildProcess Start(IEnumerable<string> args, IDictionary<string, string>? env = null)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // env --default-signal: a test host may run with SIGINT ignored, and an ignored signal is inherited (a shell
+        // cannot undo it either); the child must see Ctrl-C as a terminal would deliver it.
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("--default-signal=INT,TERM");
+        psi.ArgumentList.Add("dotnet");
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "tmca.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["TMCA_HOLD_AT"] = "";
