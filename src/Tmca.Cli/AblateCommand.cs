@@ -46,7 +46,14 @@ internal static class AblateCommand
             var ui = Common.Reporter();
             var prepared = PreparedData.Load(o.Data, o.Layout, o.ResolveConfig().ImageSize, o.Vocab, ui.Info, ui.Warning);
             using var interrupt = ProcessInterrupt.Listen();
-            var results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, seedList, rowList);
+            IReadOnlyList<AblationResult> results;
+            try { results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, seedList, rowList); }
+            catch (TrainingInterruptedException e)
+            {
+                // the run in flight wrote its checkpoint; the ablation resumes run by run
+                throw new TrainingInterruptedException(e.RunDir, $"ablation interrupted in {e.RunDir} (its checkpoint is written; finished runs are kept)",
+                    $"tmca ablate{(p.GetValue(data) is { } dd ? " " + dd : "")} --resume --out {dir}");
+            }
             Console.WriteLine();
             Console.WriteLine(Ablation.Markdown(results, o, prepared, seedList));
             Console.WriteLine($"written: {dir}/ablation.md, ablation-seeds.csv, ablation.json, ablation.png, one run folder per row and seed");

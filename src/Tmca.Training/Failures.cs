@@ -1,8 +1,8 @@
 namespace Tmca.Training;
 
 /// <summary>Training stopped on SIGINT/SIGTERM after writing a resumable checkpoint.</summary>
-public sealed class TrainingInterruptedException(string runDir, string what)
-    : Exception($"{what}; continue with `tmca train --resume {runDir}`")
+public sealed class TrainingInterruptedException(string runDir, string what, string? resumeCommand = null)
+    : Exception($"{what}; continue with `{resumeCommand ?? $"tmca train --resume {runDir}"}`")
 {
     public string RunDir { get; } = runDir;
 }

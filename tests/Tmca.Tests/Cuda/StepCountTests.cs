@@ -13,7 +13,7 @@ namespace Tmca.Tests.Cuda;
 public class StepCountTests
 {
     [Fact]
-    public void ATrainingStepReadsBackOnlyTheLoss()
+    public void ATrainingStepReadsBackOnlyTheLossAndItsGuard()
     {
         var device = Device.Require();
         using var d = new TempDir();
@@ -23,16 +23,20 @@ public class StepCountTests
         var model = new TmcaModel(cfg, new TmcaFlags(), seed: 1);   // every TMCA loss on
         model.To(device);
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig(1e-3));
-        for (int step = 0; step < 2; step++)
+        var launchesPerStep = new List<long>();
+        foreach (bool guard in new[] { false, false, true, true })
         {
             using var scope = new TensorScope();
             using var tape = new Tape();
             var batch = Batches.Make(data.Train.Samples, [0, 1, 2, 3], cfg.InChannels, device).ForModel();
             long d2h = device.DeviceToHostCopies, launches = device.Launches;
-            var v = Trainer.Step(model, opt, tape, batch);
-            Assert.Equal(1, device.DeviceToHostCopies - d2h);
-            Assert.True(double.IsFinite(v.Total) && double.IsFinite(v.Nce) && double.IsFinite(v.Pix), $"{v}");
+            var v = Trainer.Step(model, opt, tape, batch, guard);
+            Assert.Equal(1, device.DeviceToHostCopies - d2h);   // the non-finite guard rides in the same read-back
+            Assert.True(double.IsFinite(v.Total) && double.IsFinite(v.Nce) && double.IsFinite(v.Pix) && v.Finite, $"{v}");
             Assert.True(device.Launches - launches > 100, $"{device.Launches - launches} launches");
+            launchesPerStep.Add(device.Launches - launches);
         }
+        // The guard costs three launches — 0·loss, the count, its slot in the gathered read-back — and nothing else.
+        Assert.Equal(launchesPerStep[1] + 3, launchesPerStep[3]);
     }
 }
