@@ -15,16 +15,21 @@ internal static class StepCommand
         var steps = new Option<int>("--steps") { Description = "measured steps (the median is reported)", DefaultValueFactory = _ => 20 }.Positive();
         var warmup = new Option<int>("--warmup") { Description = "steps before measuring", DefaultValueFactory = _ => 3 }.Positive(min: 0);
         var device = Common.Device();
-        var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device };
+        var loop = new Option<string>("--loop")
+        {
+            Description = "plain (forward, losses, backward, AdamW: what the PyTorch reference times), trainer (plus the loss read-back) or guarded (the trainer's step with the non-finite guard)",
+            DefaultValueFactory = _ => "plain",
+        }.OneOf("plain", "trainer", "guarded");
+        var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device, loop };
         cmd.SetAction(p => Common.Guard(() =>
         {
             if (p.GetValue(steps) < 1 || p.GetValue(warmup) < 0 || p.GetValue(batch) < 2) throw new ArgumentException("--steps ≥ 1, --warmup ≥ 0 and --batch ≥ 2");
             var be = Common.Backend(p.GetValue(device)!);
             Func<long>? peak = be is Tmca.Cuda.CudaBackend cuda ? () => cuda.Pool.PeakBytes : null;
-            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, devicePeak: peak);
+            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, devicePeak: peak, loop: p.GetValue(loop)!);
             Console.WriteLine(JsonSerializer.Serialize(new
             {
-                impl = "tmca", device = t.Device, preset = t.Preset, batch = t.Batch, median_ms = t.MedianMs, min_ms = t.MinMs, images_per_s = t.ImagesPerSecond,
+                impl = "tmca", loop = p.GetValue(loop), device = t.Device, preset = t.Preset, batch = t.Batch, median_ms = t.MedianMs, min_ms = t.MinMs, images_per_s = t.ImagesPerSecond,
                 peak_device_mib = t.DevicePeakBytes is { } b ? Math.Round(b / 1048576.0, 1) : (double?)null, peak_rss_mib = t.PeakRssMiB,
             }));
             return 0;

@@ -15,8 +15,12 @@ public sealed record StepTiming(string Preset, int Batch, string Device, double 
 /// </summary>
 public static class StepBenchmark
 {
-    public static StepTiming Run(string preset, int batch, int steps, int warmup, IBackend backend, bool profile = false, Func<long>? devicePeak = null)
+    /// <param name="loop">"plain": forward, losses, backward, AdamW (what PyTorch's reference times); "trainer": the
+    /// training loop's step (plus its one read-back of the loss terms); "guarded": the trainer's step with the
+    /// non-finite guard as training runs it (BatchNorm buffers snapshotted, gradients counted, AdamW conditional).</param>
+    public static StepTiming Run(string preset, int batch, int steps, int warmup, IBackend backend, bool profile = false, Func<long>? devicePeak = null, string loop = "plain")
     {
+        if (loop is not ("plain" or "trainer" or "guarded")) throw new ArgumentException($"loop '{loop}': plain, trainer or guarded");
         var cfg = TmcaConfig.Preset(preset);
         var model = new TmcaModel(cfg, new TmcaFlags(), seed: 0);
         model.To(backend);
@@ -30,6 +34,7 @@ public static class StepBenchmark
         Tensor Up(Tensor t) => backend is CpuBackend ? t : t.To(backend, persistent: true);
         var b = new TmcaBatch(Up(img), Up(Tensor.FromArray(ids, batch, 24)), Up(Tensor.FromArray(mask, batch, 24)), Up(gt)) { HostIds = ids, HostMask = mask };
         var times = new List<double>();
+        var buffers = new BufferSnapshot(model);
         long peakHeap = 0;
         for (int i = 0; i < warmup + steps; i++)
         {
@@ -38,10 +43,19 @@ public static class StepBenchmark
             using (var scope = new TensorScope())
             using (var tape = new Tape())
             {
-                opt.ZeroGrad();
-                var loss = model.Losses(model.Forward(b, training: true), b).Total;
-                tape.Backward(loss);
-                opt.StepOnce();
+                if (loop == "plain")
+                {
+                    opt.ZeroGrad();
+                    var loss = model.Losses(model.Forward(b, training: true), b).Total;
+                    tape.Backward(loss);
+                    opt.StepOnce();
+                }
+                else
+                {
+                    if (loop == "guarded") buffers.Save();
+                    var v = Trainer.Step(model, opt, tape, b, guard: loop == "guarded");
+                    if (!v.Finite) throw new InvalidOperationException($"step {i}: not finite");
+                }
                 backend.Synchronize();   // device work is asynchronous: the step ends when the device is done
                 peakHeap = Math.Max(peakHeap, GC.GetTotalMemory(false));
             }
