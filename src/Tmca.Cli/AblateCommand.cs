@@ -52,7 +52,7 @@ internal static class AblateCommand
             {
                 // the run in flight wrote its checkpoint; the ablation resumes run by run
                 throw new TrainingInterruptedException(e.RunDir, $"ablation interrupted in {e.RunDir} (its checkpoint is written; finished runs are kept)",
-                    $"tmca ablate{(p.GetValue(data) is { } dd ? " " + dd : "")} --resume --out {dir}");
+                    $"`tmca ablate{(p.GetValue(data) is { } dd ? " " + dd : "")} --resume --out {dir}` and the same options");
             }
             Console.WriteLine();
             Console.WriteLine(Ablation.Markdown(results, o, prepared, seedList));

@@ -131,8 +131,16 @@ internal static class TrainCommand
             ui.Info($"── seed {s} ──");
             var so = o with { Seed = s };
             TrainResult result;
-            using (ProcessInterrupt.Listen())
-                result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));
+            try
+            {
+                using (ProcessInterrupt.Listen())
+                    result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));
+            }
+            catch (TrainingInterruptedException e)
+            {
+                throw new TrainingInterruptedException(e.RunDir, $"seed {s} interrupted in {e.RunDir} (its checkpoint is written; finished seeds are kept)",
+                    $"`tmca train {(o.Data is null ? "" : o.Data + " ")}--seeds {seedText} --out {runDir}` and the same options");
+            }
             var model = Common.LoadModel(result.BestCheckpoint, backend);
             var ev = Evaluator.Run(model, prepared.Test, Math.Max(o.BatchSize, 8));
             Evaluator.Write(ev, evalDir, $"TMCA (seed {s})", result.BestCheckpoint);

@@ -2,7 +2,7 @@ namespace Tmca.Training;
 
 /// <summary>Training stopped on SIGINT/SIGTERM after writing a resumable checkpoint.</summary>
 public sealed class TrainingInterruptedException(string runDir, string what, string? resumeCommand = null)
-    : Exception($"{what}; continue with `{resumeCommand ?? $"tmca train --resume {runDir}"}`")
+    : Exception($"{what}; continue with {resumeCommand ?? $"`tmca train --resume {runDir}`"}")
 {
     public string RunDir { get; } = runDir;
 }
