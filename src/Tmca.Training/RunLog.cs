@@ -29,7 +29,8 @@ public sealed class RunLog(string dir)
     private static void Filter(string path, Func<JsonElement, bool> keep)
     {
         if (!File.Exists(path)) return;
-        var lines = File.ReadAllLines(path).Where(l => l.Length > 0 && keep(JsonDocument.Parse(l).RootElement)).ToList();
+        // A process killed while appending leaves a partial last line: it does not parse, and goes.
+        var lines = File.ReadAllLines(path).Where(l => Parse(l) is { } e && keep(e)).ToList();
         Tmca.Engine.AtomicFile.WriteAllText(path, string.Join("\n", lines) + (lines.Count > 0 ? "\n" : ""));
     }
 
@@ -37,5 +38,16 @@ public sealed class RunLog(string dir)
     public IEnumerable<JsonElement> ReadEpochs() => Read(EpochsPath);
 
     private static IEnumerable<JsonElement> Read(string path) =>
-        File.Exists(path) ? File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList() : [];
+        File.Exists(path) ? File.ReadLines(path).Select(Parse).OfType<JsonElement>().ToList() : [];
+
+    private static JsonElement? Parse(string line)
+    {
+        if (line.Length == 0) return null;
+        try
+        {
+            using var d = JsonDocument.Parse(line);
+            return d.RootElement.ValueKind == JsonValueKind.Object && d.RootElement.TryGetProperty("step", out _) ? d.RootElement.Clone() : null;
+        }
+        catch (JsonException) { return null; }
+    }
 }

@@ -46,6 +46,16 @@ public class CheckpointIntegrityTests(KillFixture fx) : IClassFixture<KillFixtur
     }
 
     [Fact]
+    public void ALogLineHalfWrittenByAKillIsDroppedOnResume()
+    {
+        string run = CopyOfReference("partial-line");
+        File.AppendAllText(Path.Combine(run, "steps.jsonl"), "{\"step\": 10, \"epoch\": 4, \"lo");
+        var (code, err) = Cli.Run("train", "--resume", run, "--from", "previous");
+        Assert.True(code == 0, err);
+        HardKillTests.AssertSameRun(fx.Reference, run);
+    }
+
+    [Fact]
     public void ATruncatedCheckpointIsRefusedBeforeAnythingLoads()
     {
         string run = CopyOfReference("truncated");
