@@ -91,6 +91,14 @@ for preset in small tiny; do
   done
 done
 endsection
+section "the non-finite guard's cost on the GPU (small, batch 32): the trainer's step without and with it"
+for loop in trainer guarded trainer guarded; do step timeout 200 "$dn" "$b/cli/tmca.dll" step --device cuda --preset small --batch 32 --steps 20 --warmup 3 --loop $loop; done
+endsection
+section "device faults on the real driver (injected at the runtime seam; each must end in one line and exit code 1)"
+TMCA_DEVICE_FAULT=oom:400 step timeout 200 "$dn" "$b/cli/tmca.dll" train "$b/shared/data/qata" --device cuda --epochs 1 --out "$b/run-oom"
+TMCA_DEVICE_FAULT=sticky:*:300 step timeout 200 "$dn" "$b/cli/tmca.dll" train "$b/shared/data/qata" --device cuda --epochs 1 --out "$b/run-sticky"
+TMCA_INJECT_NONFINITE=backward:layer_norm@2 step timeout 200 "$dn" "$b/cli/tmca.dll" train "$b/shared/data/qata" --device cuda --epochs 1 --out "$b/run-nan"
+endsection
 rm -rf "$b"
 echo "report: $report"
 grep -E "Failed: [1-9]|FAIL" "$report" >/dev/null && exit 1 || exit 0
