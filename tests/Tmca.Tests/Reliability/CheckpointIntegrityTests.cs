@@ -42,7 +42,7 @@ public class CheckpointIntegrityTests(KillFixture fx) : IClassFixture<KillFixtur
 
         var (code2, err2) = Cli.Run("train", "--resume", run, "--from", "previous");
         Assert.True(code2 == 0, err2);
-        HardKillTests.AssertSameRun(fx.Reference, run);
+        SameRun.Assert(fx.Reference, run);
     }
 
     [Fact]
@@ -52,7 +52,7 @@ public class CheckpointIntegrityTests(KillFixture fx) : IClassFixture<KillFixtur
         File.AppendAllText(Path.Combine(run, "steps.jsonl"), "{\"step\": 10, \"epoch\": 4, \"lo");
         var (code, err) = Cli.Run("train", "--resume", run, "--from", "previous");
         Assert.True(code == 0, err);
-        HardKillTests.AssertSameRun(fx.Reference, run);
+        SameRun.Assert(fx.Reference, run);
     }
 
     [Fact]

@@ -57,7 +57,7 @@ public class HardKillTests(KillFixture fx) : IClassFixture<KillFixture>
         Assert.True(code == 0, $"resume failed ({code}):\n{o}\n{e}");
         if (point == "safetensors-write:2") Assert.Contains("starting it again from the beginning", o);
         if (point.StartsWith("safetensors-write")) Assert.Contains("partial file", o);
-        AssertSameRun(fx.Reference, run);
+        SameRun.Assert(fx.Reference, run);
     }
 
     [Theory]
@@ -79,17 +79,21 @@ public class HardKillTests(KillFixture fx) : IClassFixture<KillFixture>
         var (code2, o, e) = ChildProcess.Run(["train", "--resume", run], KillFixture.Timeout);
         Assert.True(code2 == 0, $"resume failed ({code2}):\n{o}\n{e}");
         Assert.Contains("inside epoch", o);
-        AssertSameRun(fx.Reference, run);
+        SameRun.Assert(fx.Reference, run);
     }
+}
 
+/// <summary>Two runs that must have ended in the same place.</summary>
+public static class SameRun
+{
     /// <summary>Checkpoints byte for byte, logs without their timings, the evaluation byte for byte.</summary>
-    public static void AssertSameRun(string expected, string actual)
+    public static void Assert(string expected, string actual)
     {
         foreach (var f in new[] { "checkpoints/last.safetensors", "checkpoints/best.safetensors", "eval-test/per-sample.csv" })
-            Assert.True(File.ReadAllBytes(Path.Combine(expected, f)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(actual, f))), $"{f} differs");
+            Xunit.Assert.True(File.ReadAllBytes(Path.Combine(expected, f)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(actual, f))), $"{f} differs");
         foreach (var f in new[] { "steps.jsonl", "epochs.jsonl" })
-            Assert.Equal(Untimed(Path.Combine(expected, f)), Untimed(Path.Combine(actual, f)));
-        Assert.Empty(Directory.GetFiles(actual, "*.tmp", SearchOption.AllDirectories));
+            Xunit.Assert.Equal(Untimed(Path.Combine(expected, f)), Untimed(Path.Combine(actual, f)));
+        Xunit.Assert.Empty(Directory.GetFiles(actual, "*.tmp", SearchOption.AllDirectories));
     }
 
     private static List<string> Untimed(string path) => File.ReadAllLines(path).Where(l => l.Length > 0).Select(l =>
