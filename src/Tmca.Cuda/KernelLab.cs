@@ -72,6 +72,21 @@ public static partial class KernelLab
             float ms = gpu.Time(() => { for (int i = 0; i < 5; i++) gpu.AdamW(slots, new AdamWStep(1e-3, 0.9, 0.999, 1e-8, 0.01, step++)); }) / 5;
             double gbs = 7.0 * 4 * total / (ms * 1e-3) / 1e9;
             rows.Add(new Row("AdamW, all tensors in one launch", $"{total / 1e6:0.0} M params, {sizes.Length} tensors", ms, gbs, "GB/s", gbs / hbmGBs, "parity test"));
+            // the same with the training loop's non-finite guard: one more launch that reads every gradient once (8 × 4 bytes)
+            var guard = Tensor.Zeros([1], DType.F32, gpu);
+            float gms = gpu.Time(() => { for (int i = 0; i < 5; i++) { gpu.Fill(guard, 0); gpu.AdamW(slots, new AdamWStep(1e-3, 0.9, 0.999, 1e-8, 0.01, step++), guard); } }) / 5;
+            double ggbs = 8.0 * 4 * total / (gms * 1e-3) / 1e9;
+            // validation: one NaN gradient element is counted, and nothing moves
+            var g0 = slots[^1].Grad.ToArray<float>();
+            g0[^1] = float.NaN;
+            gpu.Upload(g0, slots[^1].Grad);
+            gpu.Fill(guard, 0);
+            var before = slots[^1].Param.ToArray<float>();
+            gpu.AdamW(slots, new AdamWStep(1e-3, 0.9, 0.999, 1e-8, 0.01, step++), guard);
+            float counted = guard.ToArray<float>()[0];
+            bool still = before.AsSpan().SequenceEqual(slots[^1].Param.ToArray<float>());
+            string check = counted == 1 && still ? "ok (a NaN gradient is counted and skips the update)" : $"FAIL: counted {counted}, parameters {(still ? "unchanged" : "changed")}";
+            rows.Add(new Row("AdamW + non-finite guard (count, then conditional update)", $"{total / 1e6:0.0} M params, {sizes.Length} tensors", gms, ggbs, "GB/s", ggbs / hbmGBs, check));
         }
 
         // GEMMs through cuBLAS: FP32 and TF32
