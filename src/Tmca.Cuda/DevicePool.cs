@@ -44,7 +44,7 @@ public sealed class DevicePool(IDeviceRuntime runtime, bool caching = true)
             {
                 throw new DeviceOutOfMemoryException(e.Call, size, e.Free, e.Total,
                     $"; the pool holds {DeviceOutOfMemoryException.Bytes(InUseBytes)} in live tensors (peak {DeviceOutOfMemoryException.Bytes(PeakBytes)})",
-                    Tmca.Engine.Profiler.CurrentOp ?? (Tmca.Engine.Profiler.LastOp is { } last ? $"the op after '{last}' (allocating its output)" : null));
+                    Tmca.Engine.Profiler.CurrentOp is { } op ? $"op '{op}'" : Tmca.Engine.Profiler.LastOp is { } last ? $"the op after '{last}' (allocating its output)" : null);
             }
         }
         ReservedBytes += size;

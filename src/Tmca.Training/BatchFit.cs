@@ -9,12 +9,13 @@ public sealed class DeviceMemoryExhaustedException(string message, Exception inn
 
 /// <summary>
 /// After an out-of-memory error: the largest batch that fits at this image size, measured rather than guessed — one
-/// step's forward, losses and backward at batch 2 and at batch 4 (no update; the BatchNorm statistics are put back),
-/// the device's peak use at each, and the straight line through them (activations grow linearly with the batch).
+/// step's forward, losses and backward (training) or one evaluation forward pass at batch 2 and at batch 4 (no
+/// update; the BatchNorm statistics are put back), the device's peak use at each, and the straight line through them
+/// (activations grow linearly with the batch).
 /// </summary>
 public static class BatchFit
 {
-    public static string Advice(TmcaModel model, PreparedSplit train, IDeviceMemory mem, long capacity)
+    public static string Advice(TmcaModel model, PreparedSplit train, IDeviceMemory mem, long capacity, bool training = true)
     {
         var peaks = new List<(int Batch, long Peak)>();
         var buffers = new BufferSnapshot(model);
@@ -28,14 +29,22 @@ public static class BatchFit
                 try
                 {
                     using var scope = new TensorScope();
-                    using var tape = new Tape();
                     var batch = Batches.Make(train.Samples, Enumerable.Range(0, b).ToArray(), model.Config.InChannels, model.Backend).ForModel();
-                    var losses = model.Losses(model.Forward(batch, training: true), batch);
-                    tape.Backward(losses.Total);
+                    if (training)
+                    {
+                        using var tape = new Tape();
+                        var losses = model.Losses(model.Forward(batch, training: true), batch);
+                        tape.Backward(losses.Total);
+                    }
+                    else
+                    {
+                        using var _ = Tape.NoGrad();
+                        model.Forward(batch, training: false).Logits.ToArray<float>();
+                    }
                 }
                 catch (Exception e) when (e is IOutOfDeviceMemory)
                 {
-                    if (b == 2) return $"even a batch of 2 does not fit at {model.Config.ImageSize} px: a smaller --preset or config is needed";
+                    if (b == 2) return $"even a batch of 2 does not fit at {model.Config.ImageSize} px{(training ? ": a smaller --preset or config is needed" : "; try --batch 1")}";
                     break;
                 }
                 peaks.Add((b, mem.PeakBytes));
@@ -47,14 +56,15 @@ public static class BatchFit
             foreach (var p in model.Params.Trainable) if (p.Value.Grad is { } g) g.Backend.Fill(g, 0);
             mem.ReleaseCache();
         }
-        if (peaks.Count < 2) return $"a step at batch 2 peaks at {Mib(peaks[0].Peak)}";
+        if (peaks.Count < 2)
+            return $"batch 2 fits at {model.Config.ImageSize} px and batch 4 does not (measured: {(training ? "a step" : "an evaluation pass")} at batch 2 peaks at {Mib(peaks[0].Peak)}); rerun with --batch {(train.Count < 4 ? train.Count : 2)}";
         double perImage = (peaks[1].Peak - peaks[0].Peak) / 2.0, fixedPart = peaks[0].Peak - 2 * perImage;
         int largest = perImage <= 0 ? int.MaxValue : (int)Math.Floor((0.95 * capacity - fixedPart) / perImage);
-        string measured = $"measured: a step peaks at {Mib(peaks[0].Peak)} at batch 2 and {Mib(peaks[1].Peak)} at batch 4";
-        return largest >= 2
+        string measured = $"measured: {(training ? "a step" : "an evaluation pass")} peaks at {Mib(peaks[0].Peak)} at batch 2 and {Mib(peaks[1].Peak)} at batch 4";
+        return largest >= (training ? 2 : 1)
             ? $"the largest batch that fits at {model.Config.ImageSize} px is {largest} ({measured}); rerun with --batch {largest}"
             : $"no batch of 2 or more fits at {model.Config.ImageSize} px ({measured})";
     }
 
-    private static string Mib(long b) => $"{b / 1048576.0:0.0} MiB";
+    private static string Mib(long b) => ByteSize.Format(b);
 }

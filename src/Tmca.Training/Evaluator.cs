@@ -45,13 +45,23 @@ public static class Evaluator
         for (int start = 0; start < samples.Count; start += batchSize)
         {
             var idx = Enumerable.Range(start, Math.Min(batchSize, samples.Count - start)).ToArray();
-            float[] logits;
+            float[] logits = [];
+            Exception? outOfMemory = null;
             using (var scope = new TensorScope())
             using (Tape.NoGrad())
             {
-                var batch = Batches.Make(samples, idx, model.Config.InChannels, model.Backend, reportFrom: reportFrom is null ? null : idx.Select(i => reportFrom[i]).ToArray()).ForModel();
-                logits = model.Forward(batch, training: false).Logits.ToArray<float>();
+                try
+                {
+                    var batch = Batches.Make(samples, idx, model.Config.InChannels, model.Backend, reportFrom: reportFrom is null ? null : idx.Select(i => reportFrom[i]).ToArray()).ForModel();
+                    logits = model.Forward(batch, training: false).Logits.ToArray<float>();
+                }
+                catch (Exception e) when (e is IOutOfDeviceMemory && model.Backend is IDeviceMemory) { outOfMemory = e; }
             }
+            if (outOfMemory is IOutOfDeviceMemory oom)
+                throw new DeviceMemoryExhaustedException(
+                    $"out of device memory evaluating {split.Name} (batch {idx.Length}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in {op}" : "")}: " +
+                    $"{ByteSize.Format(oom.Requested)} requested, {ByteSize.Format(oom.Free)} free of {ByteSize.Format(oom.Total)}; " +
+                    BatchFit.Advice(model, split, (IDeviceMemory)model.Backend, oom.Total, training: false), outOfMemory);
             for (int b = 0; b < idx.Length; b++)
                 yield return (samples[idx[b]], logits.AsSpan(b * S * S, S * S).ToArray());
         }

@@ -192,8 +192,8 @@ public static class Trainer
         buffers.Restore();
         string advice = BatchFit.Advice(model, data.Train, (IDeviceMemory)model.Backend, oom.Total);
         throw new DeviceMemoryExhaustedException(
-            $"out of device memory at step {step} (batch {batch}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in op '{op}'" : "")}: " +
-            $"{oom.Requested / 1048576.0:0.0} MiB requested, {oom.Free / 1048576.0:0.0} MiB free of {oom.Total / 1048576.0:0.0} MiB; {advice}", e);
+            $"out of device memory at step {step} (batch {batch}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in {op}" : "")}: " +
+            $"{ByteSize.Format(oom.Requested)} requested, {ByteSize.Format(oom.Free)} free of {ByteSize.Format(oom.Total)}; {advice}", e);
     }
 
     /// <summary>Writes the mid-epoch checkpoint of an interrupted run and stops it.</summary>

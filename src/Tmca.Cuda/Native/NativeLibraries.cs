@@ -87,12 +87,13 @@ public class CudaException(string call, string message, bool sticky = false) : E
 
 /// <summary>The device could not satisfy an allocation: how much was asked, how much is free, and what holds it.</summary>
 public sealed class DeviceOutOfMemoryException(string call, long requested, long free, long total, string detail, string? op = null)
-    : CudaException(call, $"out of device memory{(op is null ? "" : $" in op '{op}'")}: {Bytes(requested)} requested, {Bytes(free)} free of {Bytes(total)}{detail}"),
+    : CudaException(call, $"out of device memory{(op is null ? "" : $" in {op}")}: {Bytes(requested)} requested, {Bytes(free)} free of {Bytes(total)}{detail}"),
       Tmca.Engine.IOutOfDeviceMemory
 {
+    /// <summary>Where it happened: "op 'conv2d.3x3'", or "the op after 'gelu' (allocating its output)".</summary>
     public string? Op { get; } = op;
     public long Requested { get; } = requested;
     public long Free { get; } = free;
     public long Total { get; } = total;
-    public static string Bytes(long b) => b >= 1L << 30 ? $"{b / (double)(1L << 30):0.00} GiB" : b >= 1L << 20 ? $"{b / (double)(1L << 20):0.0} MiB" : $"{b} bytes";
+    public static string Bytes(long b) => Tmca.Engine.ByteSize.Format(b);
 }

@@ -46,14 +46,26 @@ public class DeviceFaultTests : IDisposable
         Assert.True(code == ExitCodes.RuntimeFailure, err);
         Assert.Single(err.Trim().Split('\n'));
         Assert.Contains("error: out of device memory at step 1 (batch 8, 32 px) in ", err);
-        Assert.Matches(@"[\d.]+ MiB requested, [\d.]+ MiB free of 12\.0 MiB", err);
+        Assert.Matches(@"[\d.]+ (bytes|KiB|MiB) requested, [\d.]+ (bytes|KiB|MiB) free of 12\.0 MiB", err);
         var m = Regex.Match(err, @"the largest batch that fits at 32 px is (\d+) \(measured: a step peaks at [\d.]+ MiB at batch 2 and [\d.]+ MiB at batch 4\); rerun with --batch (\d+)");
         Assert.True(m.Success, err);
         int fits = int.Parse(m.Groups[1].Value);
         Assert.InRange(fits, 2, 7);
 
-        var (code2, o2, err2, _) = Train(fits, mem);
+        var (code2, o2, err2, run) = Train(fits, mem);
         Assert.True(code2 == 0, $"batch {fits} was said to fit but failed:\n{o2}\n{err2}");
+
+        // evaluation: no gradients or moments, so a much smaller device; the advice is measured the same way
+        var small = new Dictionary<string, string> { ["TMCA_SIM_MEMORY"] = "4M" };
+        string best = Path.Combine(run, "checkpoints", "best.safetensors");
+        string[] Eval(int batch) => ["eval", best, _data, "--split", "train", "--device", "cuda-sim", "--batch", batch.ToString(), "--out", _d[$"eval-{batch}"]];
+        var (code3, _, err3) = ChildProcess.Run(Eval(12), Timeout, small);
+        Assert.True(code3 == ExitCodes.RuntimeFailure, err3);
+        Assert.Contains("error: out of device memory evaluating train (batch 12, 32 px)", err3);
+        var e = Regex.Match(err3, @"rerun with --batch (\d+)");
+        Assert.True(e.Success, err3);
+        var (code4, o4, err4) = ChildProcess.Run(Eval(int.Parse(e.Groups[1].Value)), Timeout, small);
+        Assert.True(code4 == 0, $"evaluation at the advised batch failed:\n{o4}\n{err4}");
     }
 
     [Fact]
