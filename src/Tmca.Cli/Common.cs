@@ -36,10 +36,11 @@ internal static class Common
     public static int Guard(Func<int> body)
     {
         try { return body(); }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e)
         {
             Console.Out.Flush();
-            if (ExitCodes.Expected(e)) Console.Error.WriteLine($"error: {e.Message}");
+            if (e is OutOfMemoryException) Console.Error.WriteLine("error: out of host memory (a smaller --batch, --preset or dataset needs less)");
+            else if (ExitCodes.Expected(e)) Console.Error.WriteLine($"error: {e.Message}");
             else Console.Error.WriteLine($"error: internal error ({e.GetType().Name}: {e.Message}); stack trace in {CrashLog(e)}; please report it");
             return ExitCodes.For(e);
         }

@@ -37,7 +37,7 @@ public static class ExitCodes
 
     /// <summary>Exceptions the engine raises on purpose, whose message is the whole story; anything else is a bug and gets a
     /// crash log with its stack trace.</summary>
-    public static bool Expected(Exception e) => e is TrainingInterruptedException or UsageException or BackendUnavailableException
+    public static bool Expected(Exception e) => e is OutOfMemoryException or TrainingInterruptedException or UsageException or BackendUnavailableException
         or ArgumentException or InputFileException or InvalidDataException
         or System.Text.Json.JsonException or IOException or UnauthorizedAccessException or NotSupportedException
         or NonFiniteException or DeviceMemoryExhaustedException or Tmca.Cuda.Native.CudaException;
