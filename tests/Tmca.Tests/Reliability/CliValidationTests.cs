@@ -67,6 +67,27 @@ public class CliValidationTests : IDisposable
         Assert.False(Directory.Exists(_d["out"]));
     }
 
+    /// <summary>A bug (an exception the engine never throws on purpose) is still one line, exit code 1, and its stack
+    /// trace goes to a crash log the line names.</summary>
+    [Fact]
+    public void AnUnexpectedExceptionIsOneLineAndACrashLog()
+    {
+        var err = new StringWriter();
+        var prev = Console.Error;
+        Console.SetError(err);
+        int code;
+        try { code = Common.Guard(() => throw new IndexOutOfRangeException("index 7 is outside 0..6")); }
+        finally { Console.SetError(prev); }
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.Single(err.ToString().Trim().Split('\n'));
+        var m = System.Text.RegularExpressions.Regex.Match(err.ToString(), @"^error: internal error \(IndexOutOfRangeException: index 7 is outside 0\.\.6\); stack trace in (\S+tmca-crash-\S+\.log); please report it");
+        Assert.True(m.Success, err.ToString());
+        var log = File.ReadAllText(m.Groups[1].Value);
+        Assert.Contains("System.IndexOutOfRangeException: index 7 is outside 0..6", log);
+        Assert.Contains("AnUnexpectedExceptionIsOneLineAndACrashLog", log);   // the stack trace
+        File.Delete(m.Groups[1].Value);
+    }
+
     [Fact]
     public void ABadConfigFileIsBadDataAndLeavesNoRunFolder()
     {
