@@ -76,8 +76,7 @@ public static class Trainer
         int n = data.Train.Count, B = o.BatchSize;
         int stepsPerEpoch = (n + B - 1) / B;
         long step = state.Step, skipped = state.SkippedSteps;
-        int consecutiveSkips = 0;
-        var buffers = new BufferSnapshot(model);
+        var guarded = new GuardedStep(model, opt, o, data, runDir, backend, aug);
         var clock = Stopwatch.StartNew();
         bool stoppedEarly = false;
         int epoch = state.Epoch;
@@ -107,37 +106,7 @@ public static class Trainer
                 var idx = order.Skip(s * B).Take(B).ToArray();
                 if (idx.Length < 2 && s > 0) break;   // a lone last sample: BatchNorm needs more than one
                 var t0 = Stopwatch.GetTimestamp();
-                StepValues v = default;
-                Exception? outOfMemory = null;
-                NonFiniteInjection.BeginStep(step + 1);
-                using (var scope = new TensorScope())
-                {
-                    var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng).ForModel();
-                    if (NonFiniteInjection.DataNow) NonFiniteInjection.Poison(batch.Image);
-                    buffers.Save();
-                    try
-                    {
-                        using var tape = new Tape();
-                        v = Step(model, opt, tape, batch, guard: true);
-                    }
-                    catch (Exception e) when (e is IOutOfDeviceMemory && backend is IDeviceMemory) { outOfMemory = e; }
-                    if (outOfMemory is null && !v.Finite)
-                    {
-                        opt.Unstep();        // the device left every parameter and moment as they were,
-                        buffers.Restore();   // and the running statistics the forward pass moved go back
-                        if (o.OnNonFinite != "skip" || ++consecutiveSkips > MaxConsecutiveSkips)
-                        {
-                            var ids = idx.Select(i => data.Train.Samples[i].Source.Id).ToList();
-                            var diagnosis = NonFiniteDiagnosis.Run(model, opt, batch, step + 1, ids, buffers);
-                            string replay = NonFiniteDiagnosis.SaveReplay(runDir, step + 1, model, opt, batch, o, state with { Step = step, OptimizerStep = opt.Step }, diagnosis);
-                            throw new NonFiniteException(step + 1, diagnosis +
-                                (o.OnNonFinite == "skip" ? $" ({MaxConsecutiveSkips} steps in a row were skipped)" : "") +
-                                $"; the step's inputs are saved for `tmca replay {replay}`; lower the learning rate (--lr), or pass --on-nonfinite skip to skip such steps");
-                        }
-                    }
-                    else consecutiveSkips = 0;
-                }
-                if (outOfMemory is not null) OutOfMemory(outOfMemory, model, data, buffers, step + 1, idx.Length);
+                var v = guarded.Run(idx, step + 1, rng, state);
                 FaultPoints.Reach("step");
                 step++;
                 double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
@@ -183,17 +152,6 @@ public static class Trainer
         }
         if (skipped > 0) ui.Warning($"{skipped} step(s) were skipped for non-finite values (steps.jsonl marks them \"skipped\")");
         return new TrainResult(runDir, best, state.BestValDice, state.BestEpoch, epoch, step, clock.Elapsed.TotalSeconds, stoppedEarly);
-    }
-
-    /// <summary>Stops on an out-of-memory step (its tensors already back in the pool) with the batch that would fit.</summary>
-    private static void OutOfMemory(Exception e, TmcaModel model, PreparedData data, BufferSnapshot buffers, long step, int batch)
-    {
-        var oom = (IOutOfDeviceMemory)e;
-        buffers.Restore();
-        string advice = BatchFit.Advice(model, data.Train, (IDeviceMemory)model.Backend, oom.Total);
-        throw new DeviceMemoryExhaustedException(
-            $"out of device memory at step {step} (batch {batch}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in {op}" : "")}: " +
-            $"{ByteSize.Format(oom.Requested)} requested, {ByteSize.Format(oom.Free)} free of {ByteSize.Format(oom.Total)}; {advice}", e);
     }
 
     /// <summary>Writes the mid-epoch checkpoint of an interrupted run and stops it.</summary>
