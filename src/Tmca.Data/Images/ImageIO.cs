@@ -98,8 +98,8 @@ public static class ImageIO
             for (int i = 0; i < n; i++) g[i] = buffer[i] / 255f;
             return new RawImage(w, h, 1, g, 8);
         }
-        if (ct == SKColorType.Rgba16161616) return FromRgba16(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(buffer.AsSpan(0, 8 * n)), w, h, 16);
-        return FromRgba8(buffer.AsSpan(0, 4 * n), w, h);
+        if (ct == SKColorType.Rgba16161616) return FromRgba<ushort>(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(buffer.AsSpan(0, 8 * n)), w, h, 16);
+        return FromRgba<byte>(buffer.AsSpan(0, 4 * n), w, h, 8);
     }
 
     /// <summary>
@@ -134,34 +134,24 @@ public static class ImageIO
         try
         {
             CheckSize(path, w, h);
-            return FromRgba16(new ReadOnlySpan<ushort>(d, 4 * w * h), w, h, 16);
+            return FromRgba(new ReadOnlySpan<ushort>(d, 4 * w * h), w, h, 16);
         }
         finally { System.Runtime.InteropServices.Marshal.FreeHGlobal((IntPtr)d); }
     }
 
-    /// <summary>Interleaved RGBA → planar floats: one plane when R = G = B everywhere, else three (alpha dropped).</summary>
-    private static RawImage FromRgba16(ReadOnlySpan<ushort> rgba, int w, int h, int bitDepth)
+    /// <summary>Interleaved RGBA (8- or 16-bit samples) → planar floats in [0, 1]: one plane when R = G = B everywhere,
+    /// else three (alpha dropped).</summary>
+    private static RawImage FromRgba<T>(ReadOnlySpan<T> rgba, int w, int h, int bitDepth) where T : unmanaged, System.Numerics.INumberBase<T>, IEquatable<T>
     {
         int n = w * h;
+        float max = (1 << bitDepth) - 1;
         bool grey = true;
-        for (int i = 0; i < n && grey; i++) grey = rgba[4 * i] == rgba[4 * i + 1] && rgba[4 * i] == rgba[4 * i + 2];
+        for (int i = 0; i < n && grey; i++) grey = rgba[4 * i].Equals(rgba[4 * i + 1]) && rgba[4 * i].Equals(rgba[4 * i + 2]);
         int channels = grey ? 1 : 3;
         var data = new float[channels * n];
         for (int c = 0; c < channels; c++)
-            for (int i = 0; i < n; i++) data[c * n + i] = rgba[4 * i + c] / 65535f;
+            for (int i = 0; i < n; i++) data[c * n + i] = float.CreateTruncating(rgba[4 * i + c]) / max;
         return new RawImage(w, h, channels, data, bitDepth);
-    }
-
-    private static RawImage FromRgba8(ReadOnlySpan<byte> rgba, int w, int h)
-    {
-        int n = w * h;
-        bool grey = true;
-        for (int i = 0; i < n && grey; i++) grey = rgba[4 * i] == rgba[4 * i + 1] && rgba[4 * i] == rgba[4 * i + 2];
-        int channels = grey ? 1 : 3;
-        var data = new float[channels * n];
-        for (int c = 0; c < channels; c++)
-            for (int i = 0; i < n; i++) data[c * n + i] = rgba[4 * i + c] / 255f;
-        return new RawImage(w, h, channels, data, 8);
     }
 
     private static RawImage LoadTiff(string path)
@@ -194,7 +184,7 @@ public static class ImageIO
         var raster = new int[w * h];
         if (!t.ReadRGBAImageOriented(w, h, raster, Orientation.TOPLEFT)) throw new DataException(path, "TIFF pixel data cannot be read");
         // ABGR ints, little-endian: the bytes are R, G, B, A — the RGBA8888 layout
-        return FromRgba8(System.Runtime.InteropServices.MemoryMarshal.AsBytes(raster.AsSpan()), w, h);
+        return FromRgba<byte>(System.Runtime.InteropServices.MemoryMarshal.AsBytes(raster.AsSpan()), w, h, 8);
     }
 
     private sealed class SilentTiffErrors : TiffErrorHandler
