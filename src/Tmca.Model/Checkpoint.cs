@@ -30,9 +30,12 @@ public static class Checkpoint
 
     /// <summary>Rebuilds the model a checkpoint describes and loads it; every model key must be present. The file's
     /// checksum is verified first: a corrupt checkpoint is refused whole, never loaded half.</summary>
-    public static TmcaModel Load(string path, IBackend? backend = null)
+    public static TmcaModel Load(string path, IBackend? backend = null) => Load(SafetensorsFile.Open(path), backend);
+
+    /// <summary>The same, from a file already open (a training checkpoint's loader reads its other tensors from it).</summary>
+    public static TmcaModel Load(SafetensorsFile f, IBackend? backend = null)
     {
-        var f = SafetensorsFile.Open(path);
+        string path = f.Path;
         f.Verify();
         if (!f.Metadata.TryGetValue("config", out var cfg) || !f.Metadata.TryGetValue("flags", out var flags))
             throw new CheckpointException(path, "not a TMCA checkpoint (no config/flags metadata)");

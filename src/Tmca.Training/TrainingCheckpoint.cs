@@ -99,15 +99,15 @@ public static class TrainingCheckpoint
             _ => throw new ArgumentException($"--from '{which}': expected last or previous"),
         };
         if (!File.Exists(path)) throw new CheckpointException(path, "no checkpoint to resume from");
-        if (Intact(path) is { } problem)
+        try { return Load(path); }
+        catch (SafetensorsException e)
         {
             string prev = Path.Combine(dir, Previous);
             string offer = which == "last" && File.Exists(prev) && Intact(prev) is null
                 ? $"; the checkpoint before it, {prev} ({Describe(prev)}), is intact: continue from it with `tmca train --resume {runDir} --from previous`"
                 : "; no intact earlier checkpoint exists in this run";
-            throw new CheckpointException(path, $"refused, {problem}{offer}");
+            throw new CheckpointException(path, $"refused, {e.Problem}{offer}", e);
         }
-        return Load(path);
     }
 
     public static (TmcaModel Model, TrainState State, Func<string, Tensor?> OptimizerState) Load(string path)
@@ -123,7 +123,7 @@ public static class TrainingCheckpoint
             throw new CheckpointException(path, "train_state is not valid (a value is missing or negative)");
         try { Xoshiro.FromState(state.Rng); if (state.EpochRng is not null) Xoshiro.FromState(state.EpochRng); }
         catch (Exception e) when (e is FormatException or ArgumentException or OverflowException) { throw new CheckpointException(path, $"train_state's RNG state is not valid ({e.Message})", e); }
-        var model = Checkpoint.Load(path);
+        var model = Checkpoint.Load(f);
         return (model, state, name => f.Contains("optim." + name) ? f.Load("optim." + name) : null);
     }
 
@@ -145,13 +145,13 @@ public static class TrainingCheckpoint
     public static TmcaModel LoadModel(string path, IBackend? backend = null)
     {
         if (!File.Exists(path)) throw new CheckpointException(path, "checkpoint not found");
-        if (Intact(path) is { } problem)
+        try { return Checkpoint.Load(path, backend); }
+        catch (SafetensorsException e)
         {
             string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
             string? alt = new[] { Best, Last, Previous }.Select(n => Path.Combine(dir, n))
                 .FirstOrDefault(p => p != Path.GetFullPath(path) && File.Exists(p) && Intact(p) is null);
-            throw new CheckpointException(path, $"refused, {problem}" + (alt is null ? "" : $"; {alt} in the same folder is intact"));
+            throw new CheckpointException(path, $"refused, {e.Problem}" + (alt is null ? "" : $"; {alt} in the same folder is intact"), e);
         }
-        return Checkpoint.Load(path, backend);
     }
 }

@@ -155,11 +155,12 @@ public sealed class SafetensorsFile
 
     /// <summary>
     /// Reads the whole data section and compares its SHA-256 with the one in the metadata, so that a bit flip or a
-    /// half-copied file is refused before any tensor is loaded. Files without a checksum (other tools') pass.
+    /// half-copied file is refused before any tensor is loaded. Files without a checksum (other tools') pass. Once
+    /// verified, a file object is not hashed again.
     /// </summary>
     public void Verify()
     {
-        if (!Metadata.TryGetValue(ChecksumKey, out var expected)) return;
+        if (_verified || !Metadata.TryGetValue(ChecksumKey, out var expected)) return;
         using var fs = OpenRead(Path);
         fs.Seek(_dataStart, SeekOrigin.Begin);
         string actual;
@@ -167,7 +168,10 @@ public sealed class SafetensorsFile
         catch (IOException e) { throw new SafetensorsException(Path, $"cannot be read ({e.Message})"); }
         if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
             throw new SafetensorsException(Path, $"checksum mismatch: the tensors hash to {actual[..12]}…, the metadata says {expected[..Math.Min(12, expected.Length)]}… (the file is corrupt: a flipped bit or an incomplete copy)");
+        _verified = true;
     }
+
+    private bool _verified;
 
     /// <summary>
     /// Writes tensors (in the given order) and string metadata, plus the SHA-256 of the data section under
