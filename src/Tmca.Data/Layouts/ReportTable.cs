@@ -66,7 +66,7 @@ internal sealed class ReportTable
 
     private static void CheckCsv(string path, byte[] bytes)
     {
-        try { StrictText.Decode(bytes, path, "CSV file"); }
+        try { StrictText.Validate(bytes, path, "CSV file"); }
         catch (InputFileException e) { throw new DataException(path, e.Problem); }
         int line = 1, start = 0;
         for (int i = 0; i <= bytes.Length; i++)

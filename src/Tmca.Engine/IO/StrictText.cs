@@ -25,6 +25,12 @@ public static class StrictText
         return Decode(bytes, path, what);
     }
 
+    /// <summary>Checks that <paramref name="bytes"/> are UTF-8 without decoding them (the caller's parser decodes).</summary>
+    public static void Validate(ReadOnlySpan<byte> bytes, string path, string what)
+    {
+        if (!Utf8.IsValid(bytes)) Decode(bytes, path, what);   // throws, naming the offset
+    }
+
     /// <summary>UTF-8 bytes → string, or an error naming the offset of the first invalid byte.</summary>
     public static string Decode(ReadOnlySpan<byte> bytes, string path, string what)
     {
