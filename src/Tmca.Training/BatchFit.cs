@@ -15,6 +15,17 @@ public sealed class DeviceMemoryExhaustedException(string message, Exception inn
 /// </summary>
 public static class BatchFit
 {
+    /// <summary>The error for an out-of-memory <paramref name="e"/> (an <see cref="IOutOfDeviceMemory"/>) met <paramref name="where"/>
+    /// ("at step 3", "evaluating val"), after the failed batch's tensors went back: the bytes, the op, and the batch that fits.</summary>
+    public static DeviceMemoryExhaustedException Exhausted(Exception e, string where, int batch, TmcaModel model, PreparedSplit split, bool training)
+    {
+        var oom = (IOutOfDeviceMemory)e;
+        return new DeviceMemoryExhaustedException(
+            $"out of device memory {where} (batch {batch}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in {op}" : "")}: " +
+            $"{ByteSize.Format(oom.Requested)} requested, {ByteSize.Format(oom.Free)} free of {ByteSize.Format(oom.Total)}; " +
+            Advice(model, split, (IDeviceMemory)model.Backend, oom.Total, training), e);
+    }
+
     public static string Advice(TmcaModel model, PreparedSplit train, IDeviceMemory mem, long capacity, bool training = true)
     {
         var peaks = new List<(int Batch, long Peak)>();

@@ -57,11 +57,7 @@ public static class Evaluator
                 }
                 catch (Exception e) when (e is IOutOfDeviceMemory && model.Backend is IDeviceMemory) { outOfMemory = e; }
             }
-            if (outOfMemory is IOutOfDeviceMemory oom)
-                throw new DeviceMemoryExhaustedException(
-                    $"out of device memory evaluating {split.Name} (batch {idx.Length}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in {op}" : "")}: " +
-                    $"{ByteSize.Format(oom.Requested)} requested, {ByteSize.Format(oom.Free)} free of {ByteSize.Format(oom.Total)}; " +
-                    BatchFit.Advice(model, split, (IDeviceMemory)model.Backend, oom.Total, training: false), outOfMemory);
+            if (outOfMemory is not null) throw BatchFit.Exhausted(outOfMemory, $"evaluating {split.Name}", idx.Length, model, split, training: false);
             for (int b = 0; b < idx.Length; b++)
                 yield return (samples[idx[b]], logits.AsSpan(b * S * S, S * S).ToArray());
         }

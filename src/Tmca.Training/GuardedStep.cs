@@ -61,11 +61,7 @@ internal sealed class GuardedStep(TmcaModel model, AdamW opt, TrainOptions o, Pr
 
     private void OutOfMemory(Exception e, long step, int batch)
     {
-        var oom = (IOutOfDeviceMemory)e;
         _buffers.Restore();
-        string advice = BatchFit.Advice(model, data.Train, (IDeviceMemory)backend, oom.Total);
-        throw new DeviceMemoryExhaustedException(
-            $"out of device memory at step {step} (batch {batch}, {model.Config.ImageSize} px){(oom.Op is { } op ? $" in {op}" : "")}: " +
-            $"{ByteSize.Format(oom.Requested)} requested, {ByteSize.Format(oom.Free)} free of {ByteSize.Format(oom.Total)}; {advice}", e);
+        throw BatchFit.Exhausted(e, $"at step {step}", batch, model, data.Train, training: true);
     }
 }
