@@ -38,7 +38,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
     public bool Trace
     {
         get => _trace;
-        set { _trace = value; if (value) Profiler.LabelOps = true; }
+        set => _trace = value;
     }
     public TextWriter TraceWriter { get; set; } = Console.Error;
 
@@ -56,7 +56,6 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
     public CudaBackend(IDeviceRuntime runtime)
     {
         Runtime = FaultInjectingRuntime.Wrap(runtime);
-        Profiler.LabelOps = true;   // an out-of-memory error names the op that asked (two static writes per op)
         Pool = new DevicePool(runtime, caching: !runtime.ExactAllocations);
         Trace = Environment.GetEnvironmentVariable("TMCA_CUDA_TRACE") == "1";
     }

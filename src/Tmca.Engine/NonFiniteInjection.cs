@@ -23,7 +23,6 @@ public static class NonFiniteInjection
     public static IDisposable Arm(string spec)
     {
         _armed = Parse(spec) ?? throw new ArgumentException($"bad injection '{spec}' (forward:OP@STEP, backward:OP@STEP or data@STEP)");
-        Profiler.LabelOps = true;
         return new Disarm();
     }
 
@@ -34,20 +33,19 @@ public static class NonFiniteInjection
     {
         _step = step;
         _fired = false;
-        if (Current is not null) Profiler.LabelOps = true;
     }
 
     /// <summary>True when this step's images should get a NaN (the trainer then calls <see cref="Poison"/>).</summary>
     public static bool DataNow => Current is { Where: Site.Data } s && s.Step == _step;
 
-    internal static void Recorded(string? op, Tensor[] outputs)
+    internal static void Recorded(string op, Tensor[] outputs)
     {
         if (Current is not { Where: Site.Forward } s || _fired || s.Step != _step || op != s.Op) return;
         _fired = true;
         Poison(outputs[0]);
     }
 
-    internal static void BeforeBackward(string? op, Tensor[] outputs)
+    internal static void BeforeBackward(string op, Tensor[] outputs)
     {
         if (Current is not { Where: Site.Backward } s || _fired || s.Step != _step || op != s.Op || outputs[0].Grad is not { } g) return;
         _fired = true;

@@ -4,30 +4,28 @@ namespace Tmca.Engine;
 
 /// <summary>
 /// Op-level timing: every leaf op times its forward ("conv2d") and its backward ("conv2d.backward") when
-/// enabled; `tmca profile` prints the table. Composite ops (attention, Dice, pixel shuffle) are not timed
+/// enabled; `tmca bench --profile` prints the table. Composite ops (attention, Dice, pixel shuffle) are not timed
 /// themselves — their leaf ops are — so nothing is counted twice. Device backends are synchronised at each
 /// region boundary while profiling, so that asynchronous launches are charged to the op that issued them.
-/// Costs two static bool checks when disabled.
+/// Costs two thread-static writes and a bool check per region when disabled (the op's name is always kept for errors).
 /// </summary>
 public static class Profiler
 {
     public static bool Enabled { get; set; }
-    /// <summary>Remember which op is running (<see cref="CurrentOp"/>) even when not timing: the CUDA backend's launch
-    /// trace (TMCA_CUDA_TRACE=1) names the op that asked for each kernel.</summary>
-    public static bool LabelOps { get; set; }
     [ThreadStatic] private static string? _current;
     [ThreadStatic] private static string? _last;
-    /// <summary>The op region opened most recently on this thread, even if already closed (only while labelling): an
-    /// op's forward region closes before it records its backward, and the tape labels the entry with this name.</summary>
-    public static string? LastOp => _last;
-    /// <summary>The innermost op region open on this thread (only while <see cref="Enabled"/> or <see cref="LabelOps"/>).</summary>
+    /// <summary>The innermost op region open on this thread, timed or not: the CUDA backend's launch trace
+    /// (TMCA_CUDA_TRACE=1) and its launch errors name the op that asked for each kernel.</summary>
     public static string? CurrentOp => _current;
+    /// <summary>The op region opened most recently on this thread, even if already closed: an out-of-memory error while
+    /// allocating an op's output (before its region opens) names the op after this one. Diagnostics only — the tape is
+    /// given each op's name by <see cref="Op.Run(string, IBackend, Tensor[], bool, Action, Action)"/>.</summary>
+    public static string? LastOp => _last;
     private static readonly Dictionary<string, (double Ms, long Calls)> Totals = new();
     private static readonly object Lock = new();
 
     public static Region Time(string name, IBackend? backend = null)
     {
-        if (!Enabled && !LabelOps) return default;
         var previous = _current;
         _current = name;
         _last = name;

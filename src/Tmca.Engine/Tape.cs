@@ -14,11 +14,11 @@ public sealed class Tape : IDisposable
     [ThreadStatic] private static int _noGrad;
 
     private readonly Tape? _parent;
-    private readonly List<(Tensor[] Outputs, Action Backward, string? Op)> _entries = new();
+    private readonly List<(Tensor[] Outputs, Action Backward, string Op)> _entries = new();
 
     /// <summary>
     /// Watches the tape on this thread (diagnostics, fault injection; null in normal runs): called with each op as it is
-    /// recorded, and after each op's backward has run. Ops are labelled only while <see cref="Profiler.LabelOps"/> is on.
+    /// recorded, and after each op's backward has run. Each entry carries the name its op passed to <see cref="Op.Run(string, IBackend, Tensor[], bool, Action, Action)"/>.
     /// </summary>
     [ThreadStatic] public static ITapeInspector? Inspector;
     private bool _done;
@@ -34,18 +34,15 @@ public sealed class Tape : IDisposable
     public static bool Wants(Tensor? a, Tensor? b, Tensor? c) => Wants(a) || Wants(b) || Wants(c);
     public static bool Wants(IEnumerable<Tensor?> xs) => _current is not null && _noGrad == 0 && xs.Any(x => x is { RequiresGrad: true });
 
-    /// <summary>Records <paramref name="backward"/> for <paramref name="output"/>, which now requires grad.
-    /// The closure runs only if a gradient reached the output.</summary>
-    public static void Record(Tensor output, Action backward) => Record([output], backward);
-
-    /// <summary>Records one backward for an op with several outputs (a fused op): it runs once, after every output's
-    /// gradient is complete, if a gradient reached any of them; the closure reads each output's Grad (null if none).</summary>
-    public static void Record(Tensor[] outputs, Action backward)
+    /// <summary>Records op <paramref name="op"/>'s <paramref name="backward"/> for its <paramref name="outputs"/>, which now
+    /// require grad (ops call this through <see cref="Op.Run(string, IBackend, Tensor[], bool, Action, Action)"/>). It runs
+    /// once, after every output's gradient is complete, if a gradient reached any of them; the closure reads each output's
+    /// Grad (null if none).</summary>
+    internal static void Record(string op, Tensor[] outputs, Action backward)
     {
         var tape = _current ?? throw new InvalidOperationException("no tape is open");
         if (tape._done) throw new InvalidOperationException("this tape has already run backward; open a new one");
         foreach (var o in outputs) o.RequiresGrad = true;
-        string? op = Profiler.LabelOps ? Profiler.LastOp : null;
         tape._entries.Add((outputs, backward, op));
         NonFiniteInjection.Recorded(op, outputs);
         Inspector?.Recorded(tape._entries.Count - 1, op, outputs);
@@ -102,9 +99,9 @@ public sealed class Tape : IDisposable
 public interface ITapeInspector
 {
     /// <summary>Op number <paramref name="index"/> (forward order) was recorded; its outputs hold their forward values.</summary>
-    void Recorded(int index, string? op, Tensor[] outputs);
+    void Recorded(int index, string op, Tensor[] outputs);
     /// <summary>The backward of op <paramref name="index"/> is about to run; the outputs' gradients are complete.</summary>
-    void BeforeBackward(int index, string? op, Tensor[] outputs);
+    void BeforeBackward(int index, string op, Tensor[] outputs);
     /// <summary>The backward of op <paramref name="index"/> has run.</summary>
-    void AfterBackward(int index, string? op);
+    void AfterBackward(int index, string op);
 }

@@ -27,8 +27,6 @@ public static class NonFiniteDiagnosis
         var suspects = model.Params.Trainable.Reverse().Where(p => p.Value.Grad is { } g && Count(g) is var (a, b) && a + b > 0).ToList();
 
         var watch = new Watch(suspects);
-        bool labelled = Profiler.LabelOps;
-        Profiler.LabelOps = true;
         Tape.Inspector = watch;
         string lossText;
         try
@@ -42,16 +40,16 @@ public static class NonFiniteDiagnosis
             opt.ZeroGrad();
             tape.Backward(losses.Total);
         }
-        finally { Tape.Inspector = null; Profiler.LabelOps = labelled; buffers.Restore(); }
+        finally { Tape.Inspector = null; buffers.Restore(); }
 
         var parts = new List<string>();
         if (watch.Forward is { } f)
-            parts.Add($"forward: op #{f.Index} '{f.Op ?? "?"}' produced the first non-finite output ({f.Nan} NaN, {f.Inf} Inf in {Shape.Format(f.Shape)}); {lossText}");
+            parts.Add($"forward: op #{f.Index} '{f.Op}' produced the first non-finite output ({f.Nan} NaN, {f.Inf} Inf in {Shape.Format(f.Shape)}); {lossText}");
         else parts.Add($"forward: every op's output is finite ({lossText})");
         if (watch.FirstGradient is { } g)
-            parts.Add($"backward: the gradient first turned non-finite at the output of op #{g.Index} '{g.Op ?? "?"}'");
+            parts.Add($"backward: the gradient first turned non-finite at the output of op #{g.Index} '{g.Op}'");
         if (watch.Param is { } p)
-            parts.Add($"first parameter with a non-finite gradient: {p.Name} (after the backward of op #{p.Index} '{p.Op ?? "?"}'; {suspects.Count} parameter(s) in all)");
+            parts.Add($"first parameter with a non-finite gradient: {p.Name} (after the backward of op #{p.Index} '{p.Op}'; {suspects.Count} parameter(s) in all)");
         else if (suspects.Count > 0) parts.Add($"parameters with non-finite gradients (backward order): {string.Join(", ", suspects.Take(3).Select(s => s.Name))}{(suspects.Count > 3 ? ", …" : "")}");
         return string.Join("; ", parts);
     }
@@ -102,25 +100,25 @@ public static class NonFiniteDiagnosis
 
     private sealed class Watch(List<Parameter> suspects) : ITapeInspector
     {
-        public (int Index, string? Op, int[] Shape, long Nan, long Inf)? Forward;
-        public (int Index, string? Op)? FirstGradient;
-        public (string Name, int Index, string? Op)? Param;
+        public (int Index, string Op, int[] Shape, long Nan, long Inf)? Forward;
+        public (int Index, string Op)? FirstGradient;
+        public (string Name, int Index, string Op)? Param;
 
-        public void Recorded(int index, string? op, Tensor[] outputs)
+        public void Recorded(int index, string op, Tensor[] outputs)
         {
             if (Forward is not null) return;
             foreach (var o in outputs)
                 if (o.DType == DType.F32 && Count(o) is var (nan, inf) && nan + inf > 0) { Forward = (index, op, o.Shape, nan, inf); return; }
         }
 
-        public void BeforeBackward(int index, string? op, Tensor[] outputs)
+        public void BeforeBackward(int index, string op, Tensor[] outputs)
         {
             if (FirstGradient is not null) return;
             foreach (var o in outputs)
                 if (o.Grad is { } g && Count(g) is var (nan, inf) && nan + inf > 0) { FirstGradient = (index, op); return; }
         }
 
-        public void AfterBackward(int index, string? op)
+        public void AfterBackward(int index, string op)
         {
             if (Param is not null || Forward is not null) return;   // after a forward NaN every gradient downstream is NaN anyway
             foreach (var p in suspects)

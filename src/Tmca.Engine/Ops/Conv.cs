@@ -9,15 +9,11 @@ public static partial class Ops
         SameBackend(x, w, "conv2d");
         int Ho = (x.Shape[2] + 2 * padding - w.Shape[2]) / stride + 1, Wo = (x.Shape[3] + 2 * padding - w.Shape[3]) / stride + 1;
         var y = New(x, x.Shape[0], w.Shape[0], Ho, Wo);
-        // profiler label: the op family and kernel size (built only while profiling)
-        string name = !Profiler.Enabled && !Profiler.LabelOps ? "" : groups > 1 && groups == x.Shape[1] ? $"conv2d.depthwise{w.Shape[2]}x{w.Shape[3]}" : $"conv2d.{w.Shape[2]}x{w.Shape[3]}";
-        using (Profiler.Time(name, x.Backend)) x.Backend.Conv2d(x, w, b, y, stride, padding, groups);
-        if (Tape.Wants(x, w, b))
-            Tape.Record(y, () =>
-            {
-                using var _ = Profiler.Time(name + ".backward", x.Backend);
-                x.Backend.Conv2dBackward(x, w, y.Grad!, G(x), G(w), G(b), stride, padding, groups);
-            });
+        // the op's name: its family and kernel size, so the profile separates the 7×7 depthwise convs from the 1×1s
+        string name = groups > 1 && groups == x.Shape[1] ? $"conv2d.depthwise{w.Shape[2]}x{w.Shape[3]}" : $"conv2d.{w.Shape[2]}x{w.Shape[3]}";
+        Op.Run(name, x.Backend, y, Tape.Wants(x, w, b),
+            () => x.Backend.Conv2d(x, w, b, y, stride, padding, groups),
+            () => x.Backend.Conv2dBackward(x, w, y.Grad!, G(x), G(w), G(b), stride, padding, groups));
         return y;
     }
 
@@ -26,13 +22,9 @@ public static partial class Ops
     {
         SameBackend(x, w, "conv_transpose2d");
         var y = New(x, x.Shape[0], w.Shape[1], x.Shape[2] * k, x.Shape[3] * k);
-        using (Profiler.Time("conv_transpose2d", x.Backend)) x.Backend.ConvTranspose2d(x, w, b, y, k);
-        if (Tape.Wants(x, w, b))
-            Tape.Record(y, () =>
-            {
-                using var _ = Profiler.Time("conv_transpose2d.backward", x.Backend);
-                x.Backend.ConvTranspose2dBackward(x, w, y.Grad!, G(x), G(w), G(b), k);
-            });
+        Op.Run("conv_transpose2d", x.Backend, y, Tape.Wants(x, w, b),
+            () => x.Backend.ConvTranspose2d(x, w, b, y, k),
+            () => x.Backend.ConvTranspose2dBackward(x, w, y.Grad!, G(x), G(w), G(b), k));
         return y;
     }
 }

@@ -6,20 +6,14 @@ public static partial class Ops
     private static Tensor UnaryOpFn(UnaryOp op, Tensor x, double alpha = 0)
     {
         var y = NewLike(x);
-        using (Profiler.Time(UnaryNames[(int)op], x.Backend)) x.Backend.Unary(op, alpha, x, y);
-        if (Tape.Wants(x))
-            Tape.Record(y, () =>
-            {
-                using var _ = Profiler.Time(UnaryBackNames[(int)op], x.Backend);
-                x.Backend.UnaryBackward(op, alpha, x, y, y.Grad!, x.GradOrZeros());
-            });
+        Op.Run(UnaryNames[(int)op], x.Backend, y, Tape.Wants(x),
+            () => x.Backend.Unary(op, alpha, x, y),
+            () => x.Backend.UnaryBackward(op, alpha, x, y, y.Grad!, x.GradOrZeros()));
         return y;
     }
 
     private static readonly string[] UnaryNames = Enum.GetNames<UnaryOp>().Select(n => n.ToLowerInvariant()).ToArray();
-    private static readonly string[] UnaryBackNames = UnaryNames.Select(n => n + ".backward").ToArray();
     private static readonly string[] BinaryNames = Enum.GetNames<BinaryOp>().Select(n => n.ToLowerInvariant()).ToArray();
-    private static readonly string[] BinaryBackNames = BinaryNames.Select(n => n + ".backward").ToArray();
 
     /// <summary>GELU, exact erf form: x·Φ(x).</summary>
     public static Tensor Gelu(Tensor x) => UnaryOpFn(UnaryOp.Gelu, x);
@@ -47,11 +41,8 @@ public static partial class Ops
         SameBackend(a, b, op.ToString());
         var be = a.Backend;
         var y = New(a, Shape.Broadcast(a.Shape, b.Shape));
-        using (Profiler.Time(BinaryNames[(int)op], be)) be.Binary(op, a, b, y, accumulate: false);
-        if (!Tape.Wants(a, b)) return y;
-        Tape.Record(y, () =>
+        Op.Run(BinaryNames[(int)op], be, y, Tape.Wants(a, b), () => be.Binary(op, a, b, y, accumulate: false), () =>
         {
-            using var _ = Profiler.Time(BinaryBackNames[(int)op], be);
             var gy = y.Grad!;
             switch (op)
             {

@@ -7,8 +7,9 @@ public static partial class Ops
     public static Tensor Embedding(Tensor ids, Tensor w)
     {
         var y = New(w, [.. ids.Shape, w.Shape[1]]);
-        w.Backend.Embedding(ids, w, y);
-        if (Tape.Wants(w)) Tape.Record(y, () => w.Backend.EmbeddingBackward(ids, y.Grad!, w.GradOrZeros()));
+        Op.Run("embedding", w.Backend, y, Tape.Wants(w),
+            () => w.Backend.Embedding(ids, w, y),
+            () => w.Backend.EmbeddingBackward(ids, y.Grad!, w.GradOrZeros()));
         return y;
     }
 }

@@ -7,8 +7,9 @@ public static partial class Ops
     {
         var y = NewLike(x);
         var norm = New(x, (int)(x.Numel / x.Shape[^1]));
-        x.Backend.L2Normalize(x, y, norm, eps);
-        if (Tape.Wants(x)) Tape.Record(y, () => x.Backend.L2NormalizeBackward(x, y, norm, y.Grad!, x.GradOrZeros(), eps));
+        Op.Run("l2_normalize", x.Backend, y, Tape.Wants(x),
+            () => x.Backend.L2Normalize(x, y, norm, eps),
+            () => x.Backend.L2NormalizeBackward(x, y, norm, y.Grad!, x.GradOrZeros(), eps));
         return y;
     }
 }

@@ -8,8 +8,8 @@ public static partial class Ops
     {
         var y = x.View(shape);
         y.RequiresGrad = false;
-        if (Tape.Wants(x))
-            Tape.Record(y, () => x.Backend.Axpy(1.0, y.Grad!.View(x.Shape), x.GradOrZeros()));
+        Op.Run("reshape", x.Backend, y, Tape.Wants(x), () => { },   // a view: nothing to compute
+            () => x.Backend.Axpy(1.0, y.Grad!.View(x.Shape), x.GradOrZeros()));
         return y;
     }
 
@@ -19,17 +19,12 @@ public static partial class Ops
         var shape = new int[perm.Length];
         for (int i = 0; i < perm.Length; i++) shape[i] = x.Shape[perm[i]];
         var y = New(x, shape);
-        using (Profiler.Time("permute", x.Backend)) x.Backend.Permute(x, perm, y, accumulate: false);
-        if (Tape.Wants(x))
+        Op.Run("permute", x.Backend, y, Tape.Wants(x), () => x.Backend.Permute(x, perm, y, accumulate: false), () =>
         {
             var inv = new int[perm.Length];
             for (int i = 0; i < perm.Length; i++) inv[perm[i]] = i;
-            Tape.Record(y, () =>
-            {
-                using var _ = Profiler.Time("permute.backward", x.Backend);
-                x.Backend.Permute(y.Grad!, inv, x.GradOrZeros(), accumulate: true);
-            });
-        }
+            x.Backend.Permute(y.Grad!, inv, x.GradOrZeros(), accumulate: true);
+        });
         return y;
     }
 
@@ -41,17 +36,17 @@ public static partial class Ops
         if (axis < 0) axis += shape.Length;
         shape[axis] = xs.Sum(t => t.Shape[axis]);
         var y = New(xs[0], shape);
-        int at = 0;
         var starts = new int[xs.Count];
-        for (int i = 0; i < xs.Count; i++)
+        for (int i = 0, at = 0; i < xs.Count; at += xs[i].Shape[axis], i++)
         {
             SameBackend(xs[0], xs[i], "concat");
             starts[i] = at;
-            y.Backend.CopyAxisRange(xs[i], 0, y, at, axis, xs[i].Shape[axis], accumulate: false);
-            at += xs[i].Shape[axis];
         }
-        if (Tape.Wants(xs))
-            Tape.Record(y, () =>
+        Op.Run("concat", y.Backend, y, Tape.Wants(xs), () =>
+            {
+                for (int i = 0; i < xs.Count; i++)
+                    y.Backend.CopyAxisRange(xs[i], 0, y, starts[i], axis, xs[i].Shape[axis], accumulate: false);
+            }, () =>
             {
                 for (int i = 0; i < xs.Count; i++)
                     if (xs[i].RequiresGrad)
@@ -67,17 +62,18 @@ public static partial class Ops
         var shape = (int[])x.Shape.Clone();
         shape[axis] = length;
         var y = New(x, shape);
-        x.Backend.CopyAxisRange(x, start, y, 0, axis, length, accumulate: false);
-        if (Tape.Wants(x))
-            Tape.Record(y, () => x.Backend.CopyAxisRange(y.Grad!, 0, x.GradOrZeros(), start, axis, length, accumulate: true));
+        Op.Run("narrow", x.Backend, y, Tape.Wants(x),
+            () => x.Backend.CopyAxisRange(x, start, y, 0, axis, length, accumulate: false),
+            () => x.Backend.CopyAxisRange(y.Grad!, 0, x.GradOrZeros(), start, axis, length, accumulate: true));
         return y;
     }
 
     public static Tensor BroadcastTo(Tensor x, params int[] shape)
     {
         var y = New(x, shape);
-        x.Backend.BroadcastTo(x, y, accumulate: false);
-        if (Tape.Wants(x)) Tape.Record(y, () => x.Backend.SumTo(y.Grad!, x.GradOrZeros(), accumulate: true));
+        Op.Run("broadcast", x.Backend, y, Tape.Wants(x),
+            () => x.Backend.BroadcastTo(x, y, accumulate: false),
+            () => x.Backend.SumTo(y.Grad!, x.GradOrZeros(), accumulate: true));
         return y;
     }
 
@@ -85,13 +81,9 @@ public static partial class Ops
     public static Tensor SumTo(Tensor x, params int[] shape)
     {
         var y = New(x, shape);
-        using (Profiler.Time("sum", x.Backend)) x.Backend.SumTo(x, y, accumulate: false);
-        if (Tape.Wants(x))
-            Tape.Record(y, () =>
-            {
-                using var _ = Profiler.Time("sum.backward", x.Backend);
-                x.Backend.BroadcastTo(y.Grad!, x.GradOrZeros(), accumulate: true);
-            });
+        Op.Run("sum", x.Backend, y, Tape.Wants(x),
+            () => x.Backend.SumTo(x, y, accumulate: false),
+            () => x.Backend.BroadcastTo(y.Grad!, x.GradOrZeros(), accumulate: true));
         return y;
     }
 

@@ -13,15 +13,12 @@ public static partial class Ops
         var shape = (int[])x.Shape.Clone(); shape[^1] = outF;
         var y = New(x, shape);
         var be = x.Backend;
-        using (Profiler.Time("linear", be))
-        {
-            be.Gemm(false, true, rows, outF, inF, 1.0, x, 0, 0, w, 0, 0, 0.0, y, 0, 0, 1);     // y = x·wᵀ
-            if (b is not null) be.BroadcastTo(b, y, accumulate: true);                          // y += b
-        }
-        if (Tape.Wants(x, w, b))
-            Tape.Record(y, () =>
+        Op.Run("linear", be, y, Tape.Wants(x, w, b), () =>
             {
-                using var _ = Profiler.Time("linear.backward", be);
+                be.Gemm(false, true, rows, outF, inF, 1.0, x, 0, 0, w, 0, 0, 0.0, y, 0, 0, 1);     // y = x·wᵀ
+                if (b is not null) be.BroadcastTo(b, y, accumulate: true);                          // y += b
+            }, () =>
+            {
                 var gy = y.Grad!;
                 if (x.RequiresGrad) be.Gemm(false, false, rows, inF, outF, 1.0, gy, 0, 0, w, 0, 0, 1.0, x.GradOrZeros(), 0, 0, 1);   // gx += gy·w
                 if (w.RequiresGrad) be.Gemm(true, false, outF, inF, rows, 1.0, gy, 0, 0, x, 0, 0, 1.0, w.GradOrZeros(), 0, 0, 1);    // gw += gyᵀ·x
@@ -49,11 +46,8 @@ public static partial class Ops
         var lead = (a.Rank >= b.Rank ? a : b).Shape[..^2];
         var y = New(a, [.. lead, m, n]);
         var be = a.Backend;
-        using (Profiler.Time("matmul", be)) be.Gemm(transA, transB, m, n, k, 1.0, a, 0, sA, b, 0, sB, 0.0, y, 0, sC, batch);
-        if (Tape.Wants(a, b))
-            Tape.Record(y, () =>
+        Op.Run("matmul", be, y, Tape.Wants(a, b), () => be.Gemm(transA, transB, m, n, k, 1.0, a, 0, sA, b, 0, sB, 0.0, y, 0, sC, batch), () =>
             {
-                using var _ = Profiler.Time("matmul.backward", be);
                 var gy = y.Grad!;
                 if (a.RequiresGrad)
                 {

@@ -7,9 +7,9 @@ public static partial class Ops
     public static Tensor BceWithLogits(Tensor logits, Tensor target)
     {
         var loss = New(logits, 1);
-        logits.Backend.BceWithLogits(logits, target, loss);
-        if (Tape.Wants(logits))
-            Tape.Record(loss, () => logits.Backend.BceWithLogitsBackward(logits, target, loss.Grad!, logits.GradOrZeros()));
+        Op.Run("bce_with_logits", logits.Backend, loss, Tape.Wants(logits),
+            () => logits.Backend.BceWithLogits(logits, target, loss),
+            () => logits.Backend.BceWithLogitsBackward(logits, target, loss.Grad!, logits.GradOrZeros()));
         return loss;
     }
 
@@ -38,8 +38,9 @@ public static partial class Ops
         var loss = New(z, 1);
         var pRow = NewLike(z);
         var pCol = NewLike(z);
-        z.Backend.InfoNce(z, sameReport, loss, pRow, pCol);
-        if (Tape.Wants(z)) Tape.Record(loss, () => z.Backend.InfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros()));
+        Op.Run("infonce", z.Backend, loss, Tape.Wants(z),
+            () => z.Backend.InfoNce(z, sameReport, loss, pRow, pCol),
+            () => z.Backend.InfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros()));
         return loss;
     }
 }

@@ -24,13 +24,9 @@ public static partial class Ops
         var y = NewLike(x);
         var mean = New(x, outer, inner);
         var rstd = New(x, outer, inner);
-        using (Profiler.Time("layer_norm", be)) be.LayerNorm(x, w, b, y, mean, rstd, outer, c, inner, eps);
-        if (Tape.Wants(x, w, b))
-            Tape.Record(y, () =>
-            {
-                using var _ = Profiler.Time("layer_norm.backward", be);
-                be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner);
-            });
+        Op.Run("layer_norm", be, y, Tape.Wants(x, w, b),
+            () => be.LayerNorm(x, w, b, y, mean, rstd, outer, c, inner, eps),
+            () => be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner));
         return y;
     }
 
@@ -47,19 +43,15 @@ public static partial class Ops
             var y = NewLike(x);
             var mean = New(x, C);
             var inv = New(x, C);
-            using (Profiler.Time("batch_norm", be)) be.BatchNormTrain(x, w, b, y, mean, inv, runMean, runVar, eps, momentum);
-            if (Tape.Wants(x, w, b))
-                Tape.Record(y, () =>
-                {
-                    using var _ = Profiler.Time("batch_norm.backward", be);
-                    be.BatchNormBackward(x, w, mean, inv, y.Grad!, G(x), G(w), G(b));
-                });
+            Op.Run("batch_norm", be, y, Tape.Wants(x, w, b),
+                () => be.BatchNormTrain(x, w, b, y, mean, inv, runMean, runVar, eps, momentum),
+                () => be.BatchNormBackward(x, w, mean, inv, y.Grad!, G(x), G(w), G(b)));
             return y;
         }
         if (!Tape.Wants(x, w, b))
         {
             var y = NewLike(x);
-            be.BatchNormEval(x, w, b, y, runMean, runVar, eps);
+            Op.Run("batch_norm.eval", be, y, record: false, () => be.BatchNormEval(x, w, b, y, runMean, runVar, eps), () => { });
             return y;
         }
         // Evaluation mode with gradients (rare: fine-tuning with frozen statistics) is an affine map per

@@ -6,13 +6,9 @@ public static partial class Ops
     public static Tensor Softmax(Tensor x)
     {
         var y = NewLike(x);
-        using (Profiler.Time("softmax", x.Backend)) x.Backend.Softmax(x, y);
-        if (Tape.Wants(x))
-            Tape.Record(y, () =>
-            {
-                using var _ = Profiler.Time("softmax.backward", x.Backend);
-                x.Backend.SoftmaxBackward(y, y.Grad!, x.GradOrZeros());
-            });
+        Op.Run("softmax", x.Backend, y, Tape.Wants(x),
+            () => x.Backend.Softmax(x, y),
+            () => x.Backend.SoftmaxBackward(y, y.Grad!, x.GradOrZeros()));
         return y;
     }
 }

@@ -17,13 +17,9 @@ public static partial class Ops
         var omega = grids.Select(g => New(gt, B, g.H, g.W)).ToArray();
         var vbar = v.Select(x => New(x, B, x.Shape[^1])).ToArray();
         var z = New(gt, L, B, B);
-        using (Profiler.Time("target_logits", be)) be.TargetLogits(gt, v, u, tau, global, omega, vbar, z);
-        if (Tape.Wants([.. v, .. u, tau]))
-            Tape.Record(z, () =>
-            {
-                using var _ = Profiler.Time("target_logits.backward", be);
-                be.TargetLogitsBackward(v, u, tau, omega, vbar, z, z.Grad!, v.Select(G).ToArray(), u.Select(G).ToArray(), G(tau));
-            });
+        Op.Run("target_logits", be, z, Tape.Wants([.. v, .. u, tau]),
+            () => be.TargetLogits(gt, v, u, tau, global, omega, vbar, z),
+            () => be.TargetLogitsBackward(v, u, tau, omega, vbar, z, z.Grad!, v.Select(G).ToArray(), u.Select(G).ToArray(), G(tau)));
         return z;
     }
 
@@ -37,13 +33,9 @@ public static partial class Ops
         var loss = New(z, z.Shape[0] + 1);
         var pRow = NewLike(z);
         var pCol = NewLike(z);
-        using (Profiler.Time("infonce_multilevel", be)) be.MultiLevelInfoNce(z, sameReport, loss, pRow, pCol);
-        if (Tape.Wants(z))
-            Tape.Record(loss, () =>
-            {
-                using var _ = Profiler.Time("infonce_multilevel.backward", be);
-                be.MultiLevelInfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros());
-            });
+        Op.Run("infonce_multilevel", be, loss, Tape.Wants(z),
+            () => be.MultiLevelInfoNce(z, sameReport, loss, pRow, pCol),
+            () => be.MultiLevelInfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros()));
         return loss;
     }
 
@@ -61,19 +53,14 @@ public static partial class Ops
         int B = f.Shape[0], h = f.Shape[2], w = f.Shape[3];
         var s = New(f, B, 1, h, w); var logits = New(f, B, 1, h, w); var att = New(f, B, 1, h, w);
         var fOut = NewLike(f);
-        using (Profiler.Time("similarity_lgte", be)) be.SimilarityLgte(v, u, f, a, b, gamma, s, logits, att, fOut);
-        Tensor? pix = null;
-        if (target is not null)
-        {
-            pix = New(f, 1);
-            using (Profiler.Time("similarity_lgte.pix_loss", be)) be.BceWithLogits(logits, target, pix);
-        }
-        if (Tape.Wants([v, u, f, a, b, gamma]))
-            Tape.Record(pix is null ? [fOut] : [fOut, pix], () =>
+        var pix = target is null ? null : New(f, 1);
+        // One op under one name: the pixel loss is part of it (its backward is folded into the fused backward).
+        Op.Run("similarity_lgte", be, pix is null ? [fOut] : [fOut, pix], Tape.Wants([v, u, f, a, b, gamma]), () =>
             {
-                using var _ = Profiler.Time("similarity_lgte.backward", be);
-                be.SimilarityLgteBackward(v, u, f, a, gamma, s, att, target, fOut.Grad, pix?.Grad, G(v), G(u), G(f), G(a), G(b), G(gamma));
-            });
+                be.SimilarityLgte(v, u, f, a, b, gamma, s, logits, att, fOut);
+                if (pix is not null) be.BceWithLogits(logits, target!, pix);
+            },
+            () => be.SimilarityLgteBackward(v, u, f, a, gamma, s, att, target, fOut.Grad, pix?.Grad, G(v), G(u), G(f), G(a), G(b), G(gamma)));
         return new LgteOutputs(s, logits, att, fOut, pix);
     }
 }

@@ -49,7 +49,7 @@ public class SimulatorCliTests
             var x = Tensor.Zeros([4, 300], DType.F32, gpu);
             Ops.Softmax(Ops.Gelu(x));
         }
-        finally { gpu.Trace = trace; gpu.TraceWriter = writer; Profiler.LabelOps = false; }
+        finally { gpu.Trace = trace; gpu.TraceWriter = writer; }
         var lines = log.ToString().Trim().Split('\n');
         Assert.Contains(lines, l => l.Contains("unary_f32") && l.Contains("grid 5") && l.Contains("block 256") && l.Contains("Gelu n=1200"));
         Assert.Contains(lines, l => l.Contains("softmax_f32") && l.Contains("grid 1") && l.Contains("softmax") && l.Contains("4×300"));

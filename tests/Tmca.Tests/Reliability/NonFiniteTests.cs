@@ -81,6 +81,18 @@ public class NonFiniteTests : IDisposable
         Assert.Single(p.Value.Shape);   // a norm's weight or bias
     }
 
+    /// <summary>The fused LGTE op (with its pixel-alignment loss, on in the tiny config's training) is recorded under
+    /// its own name: the injection aimed at it fires, and the diagnosis names it — not the last profiler region it opened.</summary>
+    [Fact]
+    public void TheFusedLgteOpIsNamedByItsOwnName()
+    {
+        var (code, err, _) = Train("forward:similarity_lgte@2");
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.Contains("error: step 2: forward: op #", err);
+        Assert.Contains("'similarity_lgte' produced the first non-finite output (1 NaN, 0 Inf", err);
+        Assert.DoesNotContain("pix_loss", err);
+    }
+
     [Fact]
     public void ANanInTheDataNamesTheSample()
     {
