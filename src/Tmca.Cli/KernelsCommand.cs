@@ -14,11 +14,25 @@ internal static class KernelsCommand
         var arch = new Option<string>("--arch") { Description = "comma-separated compute capabilities", DefaultValueFactory = _ => "80,90" };
         var bench = new Option<bool>("--bench") { Description = "validate every kernel against the CPU, then time it on the GPU (the kernel lab)" };
         var outFile = new Option<string?>("--out") { Description = "write the benchmark table (markdown) to this file" };
+        var profile = new Option<bool>("--profile") { Description = "profile every lab kernel on the race-checking, profiling simulator: declared vs measured bytes, sectors per request, bank conflicts, registers, occupancy" };
+        var json = new Option<string?>("--json") { Description = "for --profile: write the per-kernel table as JSON to this file" };
         var device = new Option<string>("--device") { Description = "for --bench: cuda (a GPU) or cuda-sim (validation on the simulator; its times are the CPU's, not a GPU's)", DefaultValueFactory = _ => "cuda" };
-        var cmd = new Command("kernels", "list, compile (NVRTC only: no GPU needed) or benchmark the CUDA kernels") { compile, arch, bench, outFile, device };
+        var cmd = new Command("kernels", "list, compile (NVRTC only: no GPU needed) or benchmark the CUDA kernels") { compile, arch, bench, profile, json, outFile, device };
         cmd.SetAction(p =>
         {
             var files = KernelSources.Files;
+            if (p.GetValue(profile))
+                return Common.Guard(() =>
+                {
+                    if (p.GetValue(device) is not ("cuda-sim" or "sim" or "cuda"))
+                        throw new ArgumentException($"--device {p.GetValue(device)}: --profile runs on cuda-sim");
+                    var rows = KernelProfile.Run(Console.Error.WriteLine);
+                    var md = KernelProfile.Markdown(rows);
+                    Console.WriteLine(md);
+                    if (p.GetValue(outFile) is { } o) Tmca.Engine.AtomicFile.WriteAllText(o, md);
+                    if (p.GetValue(json) is { } j) Tmca.Engine.AtomicFile.WriteAllText(j, KernelProfile.Json(rows));
+                    return 0;
+                });
             if (p.GetValue(bench))
             {
                 var dev = p.GetValue(device)!.ToLowerInvariant();
