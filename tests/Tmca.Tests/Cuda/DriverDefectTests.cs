@@ -124,3 +124,17 @@ public class DevicePoolReleaseTests
         Assert.Equal(0, pool.ReservedBytes);
     }
 }
+
+/// <summary>The roofline comes from the device it runs on: the table by name (H200's HBM is ≈4.8 TB/s, not 3.0).</summary>
+public class DevicePeaksTests
+{
+    [Fact]
+    public void PeaksAreLookedUpByTheDeviceNameMostSpecificFirst()
+    {
+        Assert.Equal(4800, DevicePeaks.For("NVIDIA H200")!.HbmGBs);
+        Assert.Equal(3350, DevicePeaks.For("NVIDIA H100 80GB HBM3")!.HbmGBs);
+        Assert.Equal(2000, DevicePeaks.For("NVIDIA H100 PCIe")!.HbmGBs);
+        Assert.Equal(DevicePeaks.For("NVIDIA H200")!.Tf32TFlops, DevicePeaks.For("NVIDIA H100 80GB HBM3")!.Tf32TFlops);
+        Assert.Null(DevicePeaks.For("CUDA simulator"));
+    }
+}
