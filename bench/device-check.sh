@@ -118,7 +118,7 @@ unpack() { tar -C "$B" -xJf carry/bundle.tar.xz; }
 export -f unpack
 echo "# Tmca.Native device check — $(date -u '+%F %T') UTC" > "$report"
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), budget ${BUDGET} s wall, $([ $simulate = 1 ] && echo 'REHEARSAL on cuda-sim (--simulate): no GPU result' || echo 'strict GPU mode')" >> "$report"
-if [ -f carry/bundle.tar.xz ]; then
+if [ -f carry/bundle.tar.xz ] && [ -z "${TMCA_CHECK_BIN:-}" ]; then
   stage unpack 90 unpack
   [ "$last_rc" = 0 ] || { echo "could not unpack carry/bundle.tar.xz" >&2; exit 2; }
   export DN="$b/dotnet/dotnet" CLI="$b/cli/tmca.dll" TESTS="$b/tests/Tmca.Tests.dll" TMCA_SHARED="$b/shared" REF="$b/reference/tmca_reference.py"
