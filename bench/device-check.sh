@@ -133,9 +133,9 @@ elif [ $simulate = 1 ]; then
 else echo "no carry/bundle.tar.xz: run '$0 pack' first" >&2; exit 2; fi
 export OUT
 if [ $simulate = 1 ]; then
-  export DEV=cuda-sim TMCA_TEST_DEVICE=cuda-sim PY_DEV=cpu STEP_ARGS="--batch 2 --steps 2 --warmup 1" PRESETS="nano" EPOCHS=1
+  export DEV=cuda-sim TMCA_TEST_DEVICE=cuda-sim PY_DEV=cpu STEP_ARGS="--batch 2 --steps 2 --warmup 1" PRESETS="nano" EPOCHS=1 TRAIN_ARGS="--preset nano --batch 4"
 else
-  export DEV=cuda TMCA_TEST_DEVICE=cuda PY_DEV=cuda STEP_ARGS="--batch 32 --steps 20 --warmup 3" PRESETS="small tiny" EPOCHS=3
+  export DEV=cuda TMCA_TEST_DEVICE=cuda PY_DEV=cuda STEP_ARGS="--batch 32 --steps 20 --warmup 3" PRESETS="small tiny" EPOCHS=3 TRAIN_ARGS=""
 fi
 export SIMULATE=$simulate
 
@@ -172,12 +172,12 @@ kernel_lab() {
   local hbm; hbm=$(sed -n 's/^copy bandwidth: \([0-9]*\) GB\/s.*/\1/p' "$OUT/raw/doctor.log" | head -1)
   "$DN" "$CLI" kernels --bench --device "$DEV" --out "$OUT/raw/kernels.md" ${hbm:+--hbm-gbs $hbm}
 }
-train() { "$DN" "$CLI" train "$QATA" --device "$DEV" --epochs "$EPOCHS" --out "$B/run-qata" && cat "$B/run-qata/eval-test/results.md"; }
+train() { "$DN" "$CLI" train "$QATA" --device "$DEV" --epochs "$EPOCHS" $TRAIN_ARGS --out "$B/run-qata" && cat "$B/run-qata/eval-test/results.md"; }
 # each fault must end the run with one line on stderr and exit code 1
 faults() {
   local rc=0 f code
   for f in "TMCA_DEVICE_FAULT=oom:400" "TMCA_DEVICE_FAULT=sticky:*:300" "TMCA_INJECT_NONFINITE=backward:layer_norm@2"; do
-    env "$f" "$DN" "$CLI" train "$QATA" --device "$DEV" --epochs 1 --batch 4 --out "$B/run-fault" 2> "$B/fault.err" > /dev/null; code=$?
+    env "$f" "$DN" "$CLI" train "$QATA" --device "$DEV" --epochs 1 --batch 4 ${TRAIN_ARGS/--batch 4/} --out "$B/run-fault" 2> "$B/fault.err" > /dev/null; code=$?
     echo "$f: exit $code, $(wc -l < "$B/fault.err") stderr line(s): $(head -c 300 "$B/fault.err")"
     [ $code = 1 ] && [ "$(wc -l < "$B/fault.err")" = 1 ] || rc=1
     rm -rf "$B/run-fault"
