@@ -57,7 +57,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
     {
         Runtime = FaultInjectingRuntime.Wrap(runtime);
         Profiler.LabelOps = true;   // an out-of-memory error names the op that asked (two static writes per op)
-        Pool = new DevicePool(runtime, caching: !runtime.ExactAllocations);
+        Pool = new DevicePool(Runtime, caching: !Runtime.ExactAllocations);   // the wrapped runtime: TMCA_DEVICE_FAULT=oom:N reaches the pool's allocations
         Trace = Environment.GetEnvironmentVariable("TMCA_CUDA_TRACE") == "1";
     }
 
