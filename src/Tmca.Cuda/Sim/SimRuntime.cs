@@ -75,6 +75,9 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
     private readonly Dictionary<(string, string), nint> _kernels = new();
     private readonly HashSet<string> _warned = new();
     private readonly Dictionary<nint, (nint Configure, nint Result)> _profilers = new();
+    private readonly Dictionary<nint, int> _staticShared = new();
+    private readonly Dictionary<string, Dictionary<string, int>> _staticByFile = new();
+    private KernelCompiler? _cubinCompiler;
     /// <summary>With <see cref="SimOptions.Profile"/>: every launch's measured memory counts, in order.</summary>
     public List<SimProfile> Profiles { get; } = new();
     private long _used;
@@ -202,7 +205,34 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
             throw new CudaException($"cuModuleGetFunction({name}) (simulated)", $"CUDA_ERROR_NOT_FOUND: {file} has no kernel {name}");
         _kernels[(file, name)] = f;
         if (Options.Instrumented) RegisterProfiler(lib, f, $"{file}:{name}");
+        if (StaticSharedBytes(file, name) is { } st) _staticShared[f] = st;
         return f;
+    }
+
+    /// <summary>What a launch's shared memory breaks, or null: static + dynamic must fit the 48 KiB a block gets without
+    /// an opt-in (the runtime opts in only for dynamic memory, which the simulator does not model).</summary>
+    public static string? SharedMemoryProblem(long staticBytes, long dynamicBytes) =>
+        staticBytes + dynamicBytes > 48 * 1024
+            ? $"{staticBytes} bytes of static + {dynamicBytes} bytes of dynamic shared memory exceed the 48 KiB a block gets without an opt-in"
+            : null;
+
+    /// <summary>A kernel's static shared memory, from NVRTC's sm_90 cubin of its file (the simulator puts every kernel's
+    /// __shared__ arrays of a file in one section, so it cannot tell them apart itself); null without NVRTC.</summary>
+    private int? StaticSharedBytes(string file, string name)
+    {
+        _cubinCompiler ??= Nvrtc.TryLoad(out _) is { } nv ? new KernelCompiler(nv) : null;
+        if (_cubinCompiler is null) return null;
+        if (!_staticByFile.TryGetValue(file, out var table))
+        {
+            try
+            {
+                var r = _cubinCompiler.Compile(file, 90);
+                table = r.IsCubin ? Kernels.CubinResources.Read(r.Image, 90).ToDictionary(k => k.Kernel, k => k.StaticSharedBytes) : new();
+            }
+            catch (CudaException) { table = new(); }   // the simulator's own compile reports kernel errors
+            _staticByFile[file] = table;
+        }
+        return table.TryGetValue(name, out var b) ? b : null;
     }
 
     private void RegisterProfiler(nint lib, nint kernel, string what)
@@ -227,8 +257,8 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
         long threads = (long)block.X * block.Y * block.Z;
         if (threads is < 1 or > 1024 || block.Z > 64 || grid.X == 0 || grid.Y is 0 or > 65535 || grid.Z is 0 or > 65535)
             throw new CudaException($"cuLaunchKernel {name} (simulated)", $"CUDA_ERROR_INVALID_VALUE: grid {grid}, block {block}");
-        if (sharedBytes > 48 * 1024)
-            throw new CudaException($"cuLaunchKernel {name} (simulated)", $"CUDA_ERROR_INVALID_VALUE: {sharedBytes} bytes of dynamic shared memory (48 KiB without an opt-in)");
+        if (SharedMemoryProblem(_staticShared.GetValueOrDefault(kernel), sharedBytes) is { } problem)
+            throw new CudaException($"cuLaunchKernel {name} (simulated)", $"CUDA_ERROR_INVALID_VALUE: {problem}");
         const int cap = 8192;
         var message = stackalloc byte[cap];
         message[0] = 0;
