@@ -246,10 +246,11 @@ public static class KernelCosts
         },
 
         // ---- depthwise.cu: k² MACs per output (zero-padding taps included) ----
-        // depthwise_conv_f32(x, w, bias, y, C, H, W, k, flip, accumulate): B = grid.y / C
+        // depthwise_conv_f32(x, w, bias, y, C, H, W, k, flip, accumulate): grid.x = B·C planes × ⌈W/16⌉·⌈H/16⌉ tiles
         ["depthwise_conv_f32"] = l =>
         {
-            long c = l.I32(4), k2 = (long)l.I32(7) * l.I32(7), e = l.Grid.Y * (long)l.I32(5) * l.I32(6);
+            long h = l.I32(5), w = l.I32(6), planes = l.Grid.X / (((w + 15) / 16) * ((h + 15) / 16));
+            long c = l.I32(4), k2 = (long)l.I32(7) * l.I32(7), e = planes * h * w;
             bool acc = l.I32(9) != 0;
             return Simt(2 * e * k2, F * (e + c * k2 + If(l.NonNull(2), c) + If(acc, e)), F * e);
         },
