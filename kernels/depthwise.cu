@@ -9,14 +9,16 @@
 // ((16 + k − 1)², zero outside the image) and the k×k filter go through shared memory, then each thread
 // computes one output. With flip = 1 the filter is rotated by 180° and the result added: that is the input
 // gradient gx += corr(gy, rot180(w)), the same shape of computation (stride 1, symmetric padding).
-// grid: (ceil(W/16)·ceil(H/16), B·C)
+// grid: ceil(W/16)·ceil(H/16)·B·C blocks, all in x (plane-major): a grid's y stops at 65,535 and B·C passes that
+// (C = 768 from batch 86), x goes to 2^31 − 1.
 KERNEL void depthwise_conv_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y,
                                int C, int H, int W, int k, int flip, int accumulate) {
     __shared__ float tile[DW_TILE + DW_MAXK - 1][DW_TILE + DW_MAXK - 1];
     __shared__ float f[DW_MAXK * DW_MAXK];
-    int tilesX = (W + DW_TILE - 1) / DW_TILE;
-    int tileY = blockIdx.x / tilesX, tileX = blockIdx.x % tilesX;
-    int plane = blockIdx.y, c = plane % C, pad = k / 2, span = DW_TILE + k - 1;
+    int tilesX = (W + DW_TILE - 1) / DW_TILE, tiles = tilesX * ((H + DW_TILE - 1) / DW_TILE);
+    int plane = (int)(blockIdx.x / tiles), tileIndex = (int)(blockIdx.x % tiles);
+    int tileY = tileIndex / tilesX, tileX = tileIndex % tilesX;
+    int c = plane % C, pad = k / 2, span = DW_TILE + k - 1;
     const float* xp = x + (i64)plane * H * W;
     int y0 = tileY * DW_TILE - pad, x0 = tileX * DW_TILE - pad;
     int t = threadIdx.y * DW_TILE + threadIdx.x;

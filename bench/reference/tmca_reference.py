@@ -18,6 +18,9 @@ PRESETS = {
                  text_intermediate=64, max_positions=32, align_dim=32, head_channels=8),
     "small": dict(image_size=128, dims=[24, 48, 96, 192], depths=[1, 1, 2, 1], text_hidden=64, text_layers=2, text_heads=2,
                   text_intermediate=128, max_positions=64, align_dim=64, head_channels=12),
+    # paper scale, as TmcaConfig.Tiny: ConvNeXt-T image encoder, CXR-BERT-sized text encoder
+    "tiny": dict(image_size=224, dims=[96, 192, 384, 768], depths=[3, 3, 9, 3], text_hidden=768, text_layers=12, text_heads=12,
+                 text_intermediate=3072, max_positions=512, align_dim=256, head_channels=24),
 }
 COMMON = dict(in_channels=3, vocab_size=30522, text_len=24, token_outs=[24, 12, 9], self_heads=1, cross_heads=4)
 FLAGS = dict(text=True, alignment="target", levels=[0, 1, 2, 3], lgte=True, pixel_loss=True, lambda_nce=0.05, lambda_pix=0.5,

@@ -17,6 +17,7 @@ public static class CliApp
         root.Subcommands.Add(DoctorCommand.Build());
         root.Subcommands.Add(KernelsCommand.Build());
         root.Subcommands.Add(StepCommand.Build());
+        root.Subcommands.Add(PlanCommand.Build());
         root.Subcommands.Add(CompareCommand.Build());
         root.Subcommands.Add(ReplayCommand.Build());
         return root;

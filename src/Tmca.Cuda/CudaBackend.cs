@@ -56,7 +56,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
     public CudaBackend(IDeviceRuntime runtime)
     {
         Runtime = FaultInjectingRuntime.Wrap(runtime);
-        Pool = new DevicePool(runtime, caching: !runtime.ExactAllocations);
+        Pool = new DevicePool(Runtime, caching: !Runtime.ExactAllocations);   // the wrapped runtime: TMCA_DEVICE_FAULT=oom:N reaches the pool's allocations
         Trace = Environment.GetEnvironmentVariable("TMCA_CUDA_TRACE") == "1";
     }
 

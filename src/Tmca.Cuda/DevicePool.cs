@@ -44,7 +44,7 @@ public sealed class DevicePool(IDeviceRuntime runtime, bool caching = true)
             {
                 throw new DeviceOutOfMemoryException(e.Call, size, e.Free, e.Total,
                     $"; the pool holds {DeviceOutOfMemoryException.Bytes(InUseBytes)} in live tensors (peak {DeviceOutOfMemoryException.Bytes(PeakBytes)})",
-                    Tmca.Engine.Profiler.CurrentOp is { } op ? $"op '{op}'" : Tmca.Engine.Profiler.LastOp is { } last ? $"the op after '{last}' (allocating its output)" : null);
+                    Tmca.Engine.Profiler.CurrentOp is { } op ? $"op '{op}'" : null);   // an op's outputs are allocated before its region opens: TMCA_CUDA_TRACE=1 shows which
             }
         }
         ReservedBytes += size;
@@ -71,9 +71,14 @@ public sealed class DevicePool(IDeviceRuntime runtime, bool caching = true)
         stack.Push(ptr);
     }
 
-    /// <summary>Gives every cached (free) block back to the device.</summary>
+    /// <summary>Gives every cached (free) block back to the device. A cached block may still be read or written by
+    /// queued work (it was returned in stream order, not after it ran), so the stream is synchronised first; after a
+    /// sticky error the context is gone and the blocks are only forgotten.</summary>
     public void EmptyCache()
     {
+        if (_free.Values.All(s => s.Count == 0)) return;
+        try { runtime.Synchronize(); }
+        catch (CudaException e) when (e.Sticky) { _free.Clear(); return; }
         foreach (var (size, stack) in _free)
             while (stack.Count > 0)
             {

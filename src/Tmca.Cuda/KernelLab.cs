@@ -46,7 +46,7 @@ public static partial class KernelLab
             }
         }
 
-        using var noGrad = Tape.NoGrad();
+        var noGrad = Tape.NoGrad();   // the forward rows; the backward rows (BackwardKernels) record on a tape
         // 64 M floats (256 MiB) per tensor on a GPU; on the simulator (validation, CPU times) 256 K.
         int N = gpu.Simulated ? 1 << 18 : 1 << 26;
         Bandwidth("gelu forward", $"{N:N0}", 2.0 * N * 4, t => Ops.Gelu(t[0]), n => [Rand(n)], 1 << 16, N);
@@ -113,6 +113,8 @@ public static partial class KernelLab
             }
         gpu.Tf32 = false;
         ModelKernels(gpu, rows, hbmGBs, fp32TFlops, repeats, log);
+        noGrad.Dispose();
+        BackwardKernels(gpu, rows, hbmGBs, fp32TFlops, repeats, log);
         return rows;
     }
 

@@ -7,20 +7,15 @@ namespace Tmca.Engine;
 /// enabled; `tmca bench --profile` prints the table. Composite ops (attention, Dice, pixel shuffle) are not timed
 /// themselves — their leaf ops are — so nothing is counted twice. Device backends are synchronised at each
 /// region boundary while profiling, so that asynchronous launches are charged to the op that issued them.
-/// Costs two thread-static writes and a bool check per region when disabled (the op's name is always kept for errors).
+/// Costs a thread-static write and a bool check per region when disabled (the op's name is always kept for errors).
 /// </summary>
 public static class Profiler
 {
     public static bool Enabled { get; set; }
     [ThreadStatic] private static string? _current;
-    [ThreadStatic] private static string? _last;
     /// <summary>The innermost op region open on this thread, timed or not: the CUDA backend's launch trace
     /// (TMCA_CUDA_TRACE=1) and its launch errors name the op that asked for each kernel.</summary>
     public static string? CurrentOp => _current;
-    /// <summary>The op region opened most recently on this thread, even if already closed: an out-of-memory error while
-    /// allocating an op's output (before its region opens) names the op after this one. Diagnostics only — the tape is
-    /// given each op's name by <see cref="Op.Run(string, IBackend, Tensor[], bool, Action, Action)"/>.</summary>
-    public static string? LastOp => _last;
     private static readonly Dictionary<string, (double Ms, long Calls)> Totals = new();
     private static readonly object Lock = new();
 
@@ -28,7 +23,6 @@ public static class Profiler
     {
         var previous = _current;
         _current = name;
-        _last = name;
         if (!Enabled) return new Region(null, null, 0, previous, true);
         backend?.Synchronize();
         return new Region(name, backend, Stopwatch.GetTimestamp(), previous, true);

@@ -25,14 +25,7 @@ public static class StepBenchmark
         var model = new TmcaModel(cfg, new TmcaFlags(), seed: 0);
         model.To(backend);
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig());
-        var r = new Random(0);
-        int S = cfg.ImageSize;
-        var img = Tensor.FromArray(Enumerable.Range(0, batch * 3 * S * S).Select(_ => (float)(r.NextDouble() * 2 - 1)).ToArray(), batch, 3, S, S);
-        var ids = new long[batch * 24]; var mask = new long[batch * 24];
-        for (int i = 0; i < ids.Length; i++) { bool on = i % 24 < 18; ids[i] = on ? r.Next(5, 30000) : 0; mask[i] = on ? 1 : 0; }
-        var gt = Tensor.FromArray(Enumerable.Range(0, batch * S * S).Select(_ => r.NextDouble() > 0.7 ? 1f : 0f).ToArray(), batch, 1, S, S);
-        Tensor Up(Tensor t) => backend is CpuBackend ? t : t.To(backend, persistent: true);
-        var b = new TmcaBatch(Up(img), Up(Tensor.FromArray(ids, batch, 24)), Up(Tensor.FromArray(mask, batch, 24)), Up(gt)) { HostIds = ids, HostMask = mask };
+        var b = RandomBatch(cfg, batch, backend);
         var times = new List<double>();
         var buffers = new BufferSnapshot(model);
         long peakHeap = 0;
@@ -67,6 +60,23 @@ public static class StepBenchmark
         double med = times[times.Count / 2];
         return new StepTiming(preset, batch, backend.Name, Math.Round(med, 2), Math.Round(times[0], 2), Math.Round(batch / (med / 1000), 1),
                               Math.Round(Math.Max(peakHeap, info.HeapSizeBytes) / 1048576.0, 1), Math.Round(PeakRssBytes() / 1048576.0, 1), devicePeak?.Invoke());
+    }
+
+    /// <summary>The benchmark's fixed random batch on <paramref name="backend"/>: images uniform in [−1, 1), 18 of 24 tokens
+    /// set, masks 30 % target (the same as bench/reference's PyTorch step).</summary>
+    public static TmcaBatch RandomBatch(TmcaConfig cfg, int batch, IBackend backend)
+    {
+        var r = new Random(0);
+        int S = cfg.ImageSize;
+        var img = new float[(long)batch * cfg.InChannels * S * S];
+        for (long i = 0; i < img.Length; i++) img[i] = (float)(r.NextDouble() * 2 - 1);
+        var ids = new long[batch * 24]; var mask = new long[batch * 24];
+        for (int i = 0; i < ids.Length; i++) { bool on = i % 24 < 18; ids[i] = on ? r.Next(5, 30000) : 0; mask[i] = on ? 1 : 0; }
+        var gt = new float[(long)batch * S * S];
+        for (long i = 0; i < gt.Length; i++) gt[i] = r.NextDouble() > 0.7 ? 1f : 0f;
+        Tensor Up(Tensor t) => backend is CpuBackend ? t : t.To(backend, persistent: true);
+        return new TmcaBatch(Up(Tensor.FromArray(img, batch, cfg.InChannels, S, S)), Up(Tensor.FromArray(ids, batch, 24)), Up(Tensor.FromArray(mask, batch, 24)),
+                             Up(Tensor.FromArray(gt, batch, 1, S, S))) { HostIds = ids, HostMask = mask };
     }
 
     /// <summary>VmHWM from /proc/self/status (Linux), else the current working set.</summary>

@@ -46,6 +46,13 @@ public sealed record KernelDescriptor(string File, string Name, string[] Params,
         return new Dim3((uint)Math.Max(1, blocks));
     }
 
+    /// <summary>What one launch of this kernel must do, declared from its arguments (<see cref="KernelCosts"/>).</summary>
+    public KernelCost Cost(in KernelLaunch launch) => KernelCosts.Of(this, launch);
+
+    /// <summary>The same, from a runtime's launch call (kernelParams: one pointer per parameter to its value).</summary>
+    public unsafe KernelCost Cost(Dim3 grid, Dim3 block, uint sharedBytes, void** args, DeviceReader? read = null) =>
+        KernelCosts.Of(this, new KernelLaunch(this, grid, block, sharedBytes, args, read));
+
     public override string ToString() => $"{File}:{Name}({string.Join(", ", Params)})";
 }
 

@@ -38,9 +38,13 @@ public sealed unsafe partial class Cublas
     {
         nint handle;
         Check(cublasCreate_v2(&handle), "cublasCreate_v2");
-        Check(cublasSetStream_v2(handle, stream), "cublasSetStream_v2");
+        int r = cublasSetStream_v2(handle, stream);
+        if (r != 0) { cublasDestroy_v2(handle); Check(r, "cublasSetStream_v2"); }
         return handle;
     }
+
+    /// <summary>Destroys a handle (and its workspace); the status is ignored: this runs during teardown.</summary>
+    public void Destroy(nint handle) { if (handle != 0) cublasDestroy_v2(handle); }
 
     public void SetMathMode(nint handle, int mode) => Check(cublasSetMathMode(handle, mode), "cublasSetMathMode");
 

@@ -44,11 +44,15 @@ public sealed unsafe partial class Driver
     [LibraryImport(Lib)] public static partial int cuEventRecord(nint ev, nint stream);
     [LibraryImport(Lib)] public static partial int cuEventSynchronize(nint ev);
     [LibraryImport(Lib)] public static partial int cuEventElapsedTime(float* ms, nint start, nint end);
+    [LibraryImport(Lib)] public static partial int cuEventElapsedTime_v2(float* ms, nint start, nint end);
     [LibraryImport(Lib)] public static partial int cuEventDestroy_v2(nint ev);
     [LibraryImport(Lib)] private static partial int cuGetErrorName(int error, byte** name);
     [LibraryImport(Lib)] private static partial int cuGetErrorString(int error, byte** text);
 
     public const int CC_MAJOR = 75, CC_MINOR = 76, SM_COUNT = 16, L2_BYTES = 38, MAX_SMEM_OPTIN = 97;
+    /// <summary>CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: dynamic shared memory above 48 KiB must be opted in per function.</summary>
+    public const int FUNC_MAX_DYNAMIC_SHARED = 8;
+    public const int DefaultSharedLimit = 48 * 1024;
 
     private Driver(string path) => LibraryPath = path;
 
@@ -72,12 +76,39 @@ public sealed unsafe partial class Driver
         return $"{(name == null ? $"CUDA error {code}" : Marshal.PtrToStringUTF8((nint)name))} ({code}): {(text == null ? "unknown error" : Marshal.PtrToStringUTF8((nint)text))}";
     }
 
-    /// <summary>Throws <see cref="CudaException"/> for a non-zero result. Errors 700–719 poison the context:
-    /// the message says so, because every later call in this process will fail too.</summary>
+    /// <summary>
+    /// Whether a result code poisons the context (every later call in the process fails too). Not the range 700–719:
+    /// 701 (out of resources: the launch never ran), 704/705 (peer access), 708, 709, 711, 712/713 leave the context
+    /// usable; 214 (uncorrectable ECC) and 999 (unknown) do not. The set, from cuda.h's descriptions:
+    /// 214 ECC_UNCORRECTABLE, 700 ILLEGAL_ADDRESS, 702 LAUNCH_TIMEOUT, 710 ASSERT, 714 HARDWARE_STACK_ERROR,
+    /// 715 ILLEGAL_INSTRUCTION, 716 MISALIGNED_ADDRESS, 717 INVALID_ADDRESS_SPACE, 718 INVALID_PC, 719 LAUNCH_FAILED,
+    /// 999 UNKNOWN.
+    /// </summary>
+    public static bool IsSticky(int result) => result is 214 or 700 or 702 or 710 or (>= 714 and <= 719) or 999;
+
+    /// <summary>The exception for a non-zero result: sticky from the code, and then the message says so.</summary>
+    public static CudaException Error(int result, string call, string text)
+    {
+        bool sticky = IsSticky(result);
+        return new CudaException(call, text + (sticky ? " — the CUDA context is now unusable; restart the process" : ""), sticky);
+    }
+
+    /// <summary>
+    /// cuLaunchKernel reports errors of work queued before it (launches are asynchronous): a sticky code there is
+    /// an earlier kernel's fault, not this one's. The message says so and how to find the culprit.
+    /// </summary>
+    public static CudaException LaunchError(int result, string kernel, string text)
+    {
+        if (!IsSticky(result)) return new CudaException($"cuLaunchKernel {kernel}", text);
+        return new CudaException($"cuLaunchKernel {kernel}",
+            $"{text} — reported when launching {kernel}, but raised by an earlier kernel (launches are asynchronous); " +
+            "rerun with TMCA_CUDA_SYNC=1 to stop at the kernel that faulted. The CUDA context is now unusable; restart the process", sticky: true);
+    }
+
+    /// <summary>Throws <see cref="CudaException"/> for a non-zero result (sticky per <see cref="IsSticky"/>).</summary>
     public static void Check(int result, string call)
     {
         if (result == 0) return;
-        string sticky = result is >= 700 and <= 719 ? " — the CUDA context is now unusable; restart the process" : "";
-        throw new CudaException(call, ErrorText(result) + sticky);
+        throw Error(result, call, ErrorText(result));
     }
 }

@@ -51,8 +51,26 @@ public static class NativeLibraries
                 "cuda" => Driver, "nvrtc" => Nvrtc, "cublas" => Cublas, "cudnn" => Cudnn,
                 _ => throw new ArgumentException($"unknown CUDA library '{logical}'"),
             };
-            return Loaded[logical] = TryLoadFiles(files);
+            var loaded = TryLoadFiles(files);
+            if (logical == "nvrtc" && loaded.Path is { } p && Path.GetDirectoryName(p) is { Length: > 0 } dir) PreloadBuiltins(dir);
+            return Loaded[logical] = loaded;
         }
+    }
+
+    /// <summary>
+    /// NVRTC opens libnvrtc-builtins.so.MAJOR.MINOR itself at the first compilation, through the dynamic loader's
+    /// search path, which does not include $TMCA_CUDA_LIB_DIR: compilation then fails with a builtin-operation
+    /// error. Loading it from NVRTC's own directory first makes the loader reuse it (same soname).
+    /// </summary>
+    private static void PreloadBuiltins(string dir)
+    {
+        try
+        {
+            foreach (var f in Directory.EnumerateFiles(dir, "libnvrtc-builtins.so*").OrderByDescending(f => f.Length))
+                if (NativeLibrary.TryLoad(f, out _)) return;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     private static (nint Handle, string? Path, string Reason) TryLoadFiles(string[] candidates)

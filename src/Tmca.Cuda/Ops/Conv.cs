@@ -56,7 +56,13 @@ public sealed partial class CudaBackend
         Launch(ref a, GemmGrid(g.O / g.Groups, (long)g.B * g.Ho * g.Wo, g.Groups), g.ToString());
     }
 
-    private static Dim3 DepthwiseGrid(ConvGeom g) => new((uint)(((g.W + 15) / 16) * ((g.H + 15) / 16)), (uint)(g.B * g.C));
+    // every (plane, tile) in x: y would be B·C, over the 65,535 limit for C = 768 from batch 86
+    private static Dim3 DepthwiseGrid(ConvGeom g)
+    {
+        long blocks = (long)((g.W + 15) / 16) * ((g.H + 15) / 16) * g.B * g.C;
+        if (blocks > int.MaxValue) throw new NotSupportedException($"depthwise convolution of {g}: {blocks} tiles exceed a grid");
+        return new Dim3((uint)blocks);
+    }
 
     // gx += conv_data(gy, w); gw += Σ gy ⊗ x; gb += Σ gy
     public void Conv2dBackward(Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int stride, int pad, int groups)

@@ -17,6 +17,9 @@ public sealed unsafe class DriverRuntime : IDeviceRuntime
     public int DriverVersion { get; }
 
     private readonly nint _context, _stream, _blas;
+    private readonly int _device, _sharedOptInLimit;
+    private readonly Dictionary<nint, uint> _sharedOptedIn = new();   // function → dynamic shared bytes it may use
+    private static readonly bool HasElapsedTimeV2 = NativeLibraries.HasExport("cuda", "cuEventElapsedTime_v2");
     private readonly KernelCompiler _compiler;
     private readonly Dictionary<string, nint> _modules = new();
     private readonly Dictionary<(string, string), nint> _functions = new();
@@ -25,13 +28,15 @@ public sealed unsafe class DriverRuntime : IDeviceRuntime
     private DriverRuntime(Driver d, Nvrtc nv, Cublas blas, int ordinal)
     {
         Driver = d; Nvrtc = nv; Cublas = blas;
-        int dev, v, maj, min, sms;
+        int dev, v, maj, min, sms, optIn;
         Driver.Check(Driver.cuDeviceGet(&dev, ordinal), "cuDeviceGet");
         var name = stackalloc byte[256];
         Driver.Check(Driver.cuDeviceGetName(name, 256, dev), "cuDeviceGetName");
         Driver.Check(Driver.cuDeviceGetAttribute(&maj, Driver.CC_MAJOR, dev), "cuDeviceGetAttribute");
         Driver.Check(Driver.cuDeviceGetAttribute(&min, Driver.CC_MINOR, dev), "cuDeviceGetAttribute");
         Driver.Check(Driver.cuDeviceGetAttribute(&sms, Driver.SM_COUNT, dev), "cuDeviceGetAttribute");
+        Driver.Check(Driver.cuDeviceGetAttribute(&optIn, Driver.MAX_SMEM_OPTIN, dev), "cuDeviceGetAttribute");
+        _device = dev; _sharedOptInLimit = optIn;
         nuint total;
         Driver.Check(Driver.cuDeviceTotalMem_v2(&total, dev), "cuDeviceTotalMem_v2");
         Driver.Check(Driver.cuDriverGetVersion(&v), "cuDriverGetVersion");
@@ -39,10 +44,22 @@ public sealed unsafe class DriverRuntime : IDeviceRuntime
         nint ctx, stream;
         Driver.Check(Driver.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
         _context = ctx;
-        MakeCurrent();
-        Driver.Check(Driver.cuStreamCreate(&stream, 1 /* non-blocking */), "cuStreamCreate");
-        _stream = stream;
-        _blas = blas.Create(stream);
+        try
+        {
+            MakeCurrent();
+            stream = 0;
+            Driver.Check(Driver.cuStreamCreate(&stream, 1 /* non-blocking */), "cuStreamCreate");
+            _stream = stream;
+            _blas = CreateBlas(blas, stream);
+        }
+        catch
+        {
+            // a failure after the retain must release what it took, or the primary context leaks for the process
+            if (_stream != 0) Driver.cuStreamDestroy_v2(_stream);
+            Driver.cuDevicePrimaryCtxRelease_v2(dev);
+            _currentContext = 0;
+            throw;
+        }
         _compiler = new KernelCompiler(nv);
         string devName = Marshal.PtrToStringUTF8((nint)name) ?? "?";
         int arch = maj * 10 + min;
@@ -65,6 +82,17 @@ public sealed unsafe class DriverRuntime : IDeviceRuntime
         if (blas is null) return null;
         try { return new DriverRuntime(d, nv, blas, ordinal); }
         catch (CudaException e) { reason = e.Message; return null; }
+    }
+
+    /// <summary>cuBLAS's handle (and its workspace): CUBLAS_STATUS_ALLOC_FAILED is the device being out of memory.</summary>
+    private nint CreateBlas(Cublas blas, nint stream)
+    {
+        try { return blas.Create(stream); }
+        catch (CudaException e) when (e.Message.Contains("CUBLAS_STATUS_ALLOC_FAILED"))
+        {
+            var (free, total) = MemoryInfo();
+            throw new DeviceOutOfMemoryException("cublasCreate_v2 (its workspace)", 0, free, total, "");
+        }
     }
 
     private void MakeCurrent()
@@ -149,9 +177,26 @@ public sealed unsafe class DriverRuntime : IDeviceRuntime
     public void Launch(nint kernel, string name, Dim3 grid, Dim3 block, uint sharedBytes, void** args)
     {
         MakeCurrent();
+        if (sharedBytes > Driver.DefaultSharedLimit) OptInSharedMemory(kernel, name, sharedBytes);
         int r = Driver.cuLaunchKernel(kernel, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedBytes, _stream, args, null);
-        if (r != 0) throw new CudaException($"cuLaunchKernel {name}", Driver.ErrorText(r), sticky: r is >= 700 and <= 719);
+        if (r != 0) throw Driver.LaunchError(r, name, Driver.ErrorText(r));
     }
+
+    /// <summary>Dynamic shared memory above 48 KiB is refused by cuLaunchKernel unless the function opts in
+    /// (cuFuncSetAttribute), up to the device's opt-in limit; above that the launch is refused here, by name.</summary>
+    private void OptInSharedMemory(nint kernel, string name, uint sharedBytes)
+    {
+        if (_sharedOptedIn.TryGetValue(kernel, out var done) && done >= sharedBytes) return;
+        if (sharedBytes > _sharedOptInLimit)
+            throw new CudaException($"cuLaunchKernel {name}", $"{sharedBytes} bytes of dynamic shared memory: more than this GPU's opt-in limit of {_sharedOptInLimit} bytes");
+        Driver.Check(Driver.cuFuncSetAttribute(kernel, Driver.FUNC_MAX_DYNAMIC_SHARED, (int)sharedBytes), $"cuFuncSetAttribute({name}, max dynamic shared = {sharedBytes})");
+        _sharedOptedIn[kernel] = sharedBytes;
+    }
+
+    /// <summary>cuBLAS's leading dimensions for the row-major mapping (see <see cref="Gemm"/>). With k = 0 one of them
+    /// would be 0, which cuBLAS refuses (INVALID_VALUE: ld ≥ max(1, rows)) where the CPU computes β·C: at least 1.</summary>
+    public static (int Lda, int Ldb, int Ldc) LeadingDimensions(in GemmCall g) =>
+        (Math.Max(1, g.TransB ? g.K : g.N), Math.Max(1, g.TransA ? g.M : g.K), Math.Max(1, g.N));
 
     /// <summary>
     /// Row-major C = α·op(A)·op(B) + β·C as cuBLAS's column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: a row-major matrix read
@@ -161,10 +206,15 @@ public sealed unsafe class DriverRuntime : IDeviceRuntime
     {
         MakeCurrent();
         float al = g.Alpha, be = g.Beta;
-        int lda = g.TransB ? g.K : g.N, ldb = g.TransA ? g.M : g.K, ldc = g.N;
+        var (lda, ldb, ldc) = LeadingDimensions(g);
         int status = Cublas.cublasGemmStridedBatchedEx(_blas, g.TransB ? Cublas.OP_T : Cublas.OP_N, g.TransA ? Cublas.OP_T : Cublas.OP_N, g.N, g.M, g.K,
             &al, (void*)g.B, Cublas.R_32F, lda, g.StrideB, (void*)g.A, Cublas.R_32F, ldb, g.StrideA, &be, (void*)g.C, Cublas.R_32F, ldc, g.StrideC, g.Batch,
             g.Tf32 ? Cublas.COMPUTE_32F_FAST_TF32 : Cublas.COMPUTE_32F, Cublas.GEMM_DEFAULT);
+        if (status == 3 /* CUBLAS_STATUS_ALLOC_FAILED: its workspace */)
+        {
+            var (free, total) = MemoryInfo();
+            throw new DeviceOutOfMemoryException("cublasGemmStridedBatchedEx (its workspace)", 0, free, total, $" [m={g.M} n={g.N} k={g.K} batch={g.Batch}]");
+        }
         if (status != 0) throw new CudaException($"cublasGemmStridedBatchedEx [m={g.M} n={g.N} k={g.K} batch={g.Batch} ta={g.TransA} tb={g.TransB}]", Cublas.StatusName(status));
     }
 
@@ -189,15 +239,31 @@ public sealed unsafe class DriverRuntime : IDeviceRuntime
             Driver.Check(Driver.cuEventRecord(end, _stream), "cuEventRecord");
             Driver.Check(Driver.cuEventSynchronize(end), "cuEventSynchronize");
             float ms;
-            Driver.Check(Driver.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
+            // cuEventElapsedTime is deprecated from CUDA 12.8 (and may go); its _v2 has the same signature
+            if (HasElapsedTimeV2) Driver.Check(Driver.cuEventElapsedTime_v2(&ms, start, end), "cuEventElapsedTime_v2");
+            else Driver.Check(Driver.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
             return ms;
         }
         finally { Driver.cuEventDestroy_v2(start); Driver.cuEventDestroy_v2(end); }
     }
 
+    private bool _disposed;
+
+    /// <summary>Gives back everything the constructor took: modules, the cuBLAS handle, the stream and the primary
+    /// context's reference. After a sticky error the synchronise fails; the teardown still runs.</summary>
     public void Dispose()
     {
-        Synchronize();
-        foreach (var m in _modules.Values) Driver.cuModuleUnload(m);
+        if (_disposed) return;
+        _disposed = true;
+        try { Synchronize(); }
+        finally
+        {
+            foreach (var m in _modules.Values) Driver.cuModuleUnload(m);
+            _modules.Clear(); _functions.Clear();
+            Cublas.Destroy(_blas);
+            Driver.cuStreamDestroy_v2(_stream);
+            Driver.cuDevicePrimaryCtxRelease_v2(_device);
+            _currentContext = 0;
+        }
     }
 }

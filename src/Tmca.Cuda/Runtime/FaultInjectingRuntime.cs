@@ -6,7 +6,7 @@ namespace Tmca.Cuda;
 /// Device faults on demand, at the seam (any runtime underneath; the tests use the simulator): the n-th allocation
 /// fails with out-of-memory, or the n-th launch of a kernel fails — plainly, or stickily, after which every call fails
 /// as a real driver's would. Set by TMCA_DEVICE_FAULT for a whole process:
-/// "oom:N" (the N-th allocation), "launch:KERNEL:N" or "sticky:KERNEL:N" (the N-th launch of KERNEL; "*" is any kernel).
+/// "oom:N" (the N-th allocation and every later one), "launch:KERNEL:N" or "sticky:KERNEL:N" (the N-th launch of KERNEL; "*" is any kernel).
 /// </summary>
 public sealed unsafe class FaultInjectingRuntime(IDeviceRuntime inner, string plan) : IDeviceRuntime
 {
@@ -25,7 +25,7 @@ public sealed unsafe class FaultInjectingRuntime(IDeviceRuntime inner, string pl
     public ulong Alloc(long bytes)
     {
         Check();
-        if (_plan[0] == "oom" && ++_allocs == long.Parse(_plan[1]))
+        if (_plan[0] == "oom" && ++_allocs >= long.Parse(_plan[1]))   // and every one after: a full device stays full (the pool retries once)
         {
             var (free, total) = inner.MemoryInfo();
             throw new DeviceOutOfMemoryException("cuMemAlloc (injected)", bytes, free, total, "");

@@ -50,6 +50,13 @@ public sealed class SimCompiler
     }
 
     public static string Prelude { get; } = ReadResource("sim/prelude.h");
+    /// <summary>The profiler and race checker of instrumented builds (built without the sanitizer) and what it shares with the prelude.</summary>
+    public static string Hooks { get; } = ReadResource("sim/hooks.cpp");
+    public static string ProfHeader { get; } = ReadResource("sim/prof.h");
+
+    /// <summary>What an instrumented build adds: the kernel file compiled with -fsanitize=thread (every load and store
+    /// calls a hook), the scheduler told to call the profiler at its meeting points.</summary>
+    public static readonly string[] InstrumentedOptions = ["-fsanitize=thread", "-DTMCA_SIM_INSTRUMENTED", "-g"];
 
     private static string ReadResource(string name)
     {
@@ -70,14 +77,16 @@ public sealed class SimCompiler
     private static readonly object BuildLock = new();
 
     /// <summary>The shared library for kernels/<paramref name="file"/> (built, or found in the cache).</summary>
-    public string Build(string file) => Build(file, KernelSources.Source(file), KernelSources.Headers);
+    public string Build(string file, bool instrumented = false) => Build(file, KernelSources.Source(file), KernelSources.Headers, instrumented);
 
     /// <summary>Builds any kernel source (tests build deliberately broken kernels through this).</summary>
-    public string Build(string file, string source, IReadOnlyList<(string Name, string Source)> headers)
+    /// <param name="instrumented">the profiling, race-checking build (hooks.cpp; TMCA_SIM_PROFILE / TMCA_SIM_RACECHECK), cached
+    /// apart from the plain one: it is several times slower.</param>
+    public string Build(string file, string source, IReadOnlyList<(string Name, string Source)> headers, bool instrumented = false)
     {
         var text = SimSource(file, source);
-        var key = Hash(text, headers);
-        var stem = Path.GetFileNameWithoutExtension(file);
+        var key = Hash(text, headers, instrumented);
+        var stem = Path.GetFileNameWithoutExtension(file) + (instrumented ? "-instrumented" : "");
         lock (BuildLock)
         {
             foreach (var dir in CacheDirs())
@@ -96,10 +105,17 @@ public sealed class SimCompiler
                     File.WriteAllText(Path.Combine(work, file), text);
                     File.WriteAllText(Path.Combine(work, "prelude.h"), Prelude);
                     foreach (var (name, src) in headers) File.WriteAllText(Path.Combine(work, name), src);
-                    var args = Options.Concat(["-include", "prelude.h", "-I.", file, "-o", "out.so"]).ToArray();
-                    var (code, stdout, stderr) = Run(Compiler, args, work, TimeSpan.FromMinutes(3));
-                    if (code != 0)
-                        throw new CudaException($"{Compiler} {file} (CUDA simulator)", $"compile failed (exit {code}):\n{Trim(stderr + stdout)}");
+                    if (!instrumented) Compile(Options.Concat(["-include", "prelude.h", "-I.", file, "-o", "out.so"]), work, file);
+                    else
+                    {
+                        // kernel.o (instrumented) + hooks.o (not) → out.so; no libtsan: hooks.cpp defines the __tsan_* calls
+                        File.WriteAllText(Path.Combine(work, "prof.h"), ProfHeader);
+                        File.WriteAllText(Path.Combine(work, "hooks.cpp"), Hooks);
+                        var compileOnly = Options.Where(o => o != "-shared").Append("-c").ToArray();
+                        Compile(compileOnly.Concat(InstrumentedOptions).Concat(["-include", "prelude.h", "-I.", file, "-o", "kernel.o"]), work, file);
+                        Compile(compileOnly.Append("-O2").Concat(["-I.", "hooks.cpp", "-o", "hooks.o"]), work, "hooks.cpp");
+                        Compile(["-shared", "-fPIC", "kernel.o", "hooks.o", "-o", "out.so", "-ldl"], work, file);
+                    }
                     File.Move(Path.Combine(work, "out.so"), target, overwrite: true);
                     return target;
                 }
@@ -116,9 +132,17 @@ public sealed class SimCompiler
         yield return Path.Combine(Path.GetTempPath(), $"tmca-sim-{Environment.UserName}");
     }
 
-    private string Hash(string text, IReadOnlyList<(string Name, string Source)> headers)
+    private void Compile(IEnumerable<string> args, string work, string file)
+    {
+        var (code, stdout, stderr) = Run(Compiler, args.ToArray(), work, TimeSpan.FromMinutes(3));
+        if (code != 0)
+            throw new CudaException($"{Compiler} {file} (CUDA simulator)", $"compile failed (exit {code}):\n{Trim(stderr + stdout)}");
+    }
+
+    private string Hash(string text, IReadOnlyList<(string Name, string Source)> headers, bool instrumented)
     {
         var sb = new StringBuilder(text);
+        if (instrumented) sb.Append('\0').Append(Hooks).Append('\0').Append(ProfHeader).Append('\0').Append(string.Join(' ', InstrumentedOptions));
         foreach (var (n, s) in headers) sb.Append('\0').Append(n).Append('\0').Append(s);
         sb.Append('\0').Append(Prelude).Append('\0').Append(string.Join(' ', Options)).Append('\0').Append(Compiler).Append('\0').Append(Version);
         return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())))[..16].ToLowerInvariant();

@@ -5,15 +5,19 @@ using Tmca.Engine;
 
 namespace Tmca.Cuda.Sim;
 
-/// <summary>Switches of the simulator; <see cref="FromEnvironment"/> reads TMCA_SIM_REVERSE=1, TMCA_SIM_MEMCHECK=1 and
-/// TMCA_SIM_MEMORY (bytes, or with a K/M/G suffix).</summary>
-public sealed record SimOptions(bool ReverseThreadOrder = false, bool Memcheck = false, long MemoryBytes = 16L << 30)
+/// <summary>Switches of the simulator; <see cref="FromEnvironment"/> reads TMCA_SIM_REVERSE=1, TMCA_SIM_MEMCHECK=1,
+/// TMCA_SIM_MEMORY (bytes, or with a K/M/G suffix), TMCA_SIM_PROFILE=1 and TMCA_SIM_RACECHECK=1. Profile and RaceCheck run
+/// the instrumented build of the kernels (hooks.cpp): every load and store is seen, several times slower.</summary>
+public sealed record SimOptions(bool ReverseThreadOrder = false, bool Memcheck = false, long MemoryBytes = 16L << 30, bool Profile = false, bool RaceCheck = false)
 {
+    public bool Instrumented => Profile || RaceCheck;
+
     public static SimOptions FromEnvironment()
     {
         var mem = Environment.GetEnvironmentVariable("TMCA_SIM_MEMORY");
         return new SimOptions(Environment.GetEnvironmentVariable("TMCA_SIM_REVERSE") == "1", Environment.GetEnvironmentVariable("TMCA_SIM_MEMCHECK") == "1",
-                              string.IsNullOrEmpty(mem) ? 16L << 30 : ParseBytes(mem, "TMCA_SIM_MEMORY"));
+                              string.IsNullOrEmpty(mem) ? 16L << 30 : ParseBytes(mem, "TMCA_SIM_MEMORY"),
+                              Environment.GetEnvironmentVariable("TMCA_SIM_PROFILE") == "1", Environment.GetEnvironmentVariable("TMCA_SIM_RACECHECK") == "1");
     }
 
     public static long ParseBytes(string s, string what)
@@ -70,6 +74,12 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
     private readonly Dictionary<string, nint> _libraries = new();
     private readonly Dictionary<(string, string), nint> _kernels = new();
     private readonly HashSet<string> _warned = new();
+    private readonly Dictionary<nint, (nint Configure, nint Result)> _profilers = new();
+    private readonly Dictionary<nint, int> _staticShared = new();
+    private readonly Dictionary<string, Dictionary<string, int>> _staticByFile = new();
+    private KernelCompiler? _cubinCompiler;
+    /// <summary>With <see cref="SimOptions.Profile"/>: every launch's measured memory counts, in order.</summary>
+    public List<SimProfile> Profiles { get; } = new();
     private long _used;
     private string? _poisoned;
     private static readonly long Page = Environment.SystemPageSize;
@@ -77,7 +87,8 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
     private SimRuntime(SimCompiler compiler, SimOptions options)
     {
         Compiler = compiler; Options = options;
-        string modes = (options.ReverseThreadOrder ? ", reverse thread order" : "") + (options.Memcheck ? ", memcheck" : "");
+        string modes = (options.ReverseThreadOrder ? ", reverse thread order" : "") + (options.Memcheck ? ", memcheck" : "") +
+                       (options.Profile ? ", profiling" : "") + (options.RaceCheck ? ", race check" : "");
         Info = new DeviceInfo("CUDA simulator", 90, 8, options.MemoryBytes, true,
             $"CUDA simulator: kernels/*.cu compiled by {compiler.Compiler} {compiler.Version}, run on the CPU one block at a time" +
             $" (threads as fibers{modes}), {DeviceOutOfMemoryException.Bytes(options.MemoryBytes)} of simulated memory, GEMM on the CPU backend");
@@ -186,21 +197,58 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
         if (_kernels.TryGetValue((file, name), out var f)) return f;
         if (!_libraries.TryGetValue(file, out var lib))
         {
-            var path = Compiler.Build(file);
+            var path = Compiler.Build(file, Options.Instrumented);
             lib = NativeLibrary.Load(path);
             _libraries[file] = lib;
         }
         if (!NativeLibrary.TryGetExport(lib, "launch_" + name, out f))
             throw new CudaException($"cuModuleGetFunction({name}) (simulated)", $"CUDA_ERROR_NOT_FOUND: {file} has no kernel {name}");
         _kernels[(file, name)] = f;
+        if (Options.Instrumented) RegisterProfiler(lib, f, $"{file}:{name}");
+        if (StaticSharedBytes(file, name) is { } st) _staticShared[f] = st;
         return f;
+    }
+
+    /// <summary>What a launch's shared memory breaks, or null: static + dynamic must fit the 48 KiB a block gets without
+    /// an opt-in (the runtime opts in only for dynamic memory, which the simulator does not model).</summary>
+    public static string? SharedMemoryProblem(long staticBytes, long dynamicBytes) =>
+        staticBytes + dynamicBytes > 48 * 1024
+            ? $"{staticBytes} bytes of static + {dynamicBytes} bytes of dynamic shared memory exceed the 48 KiB a block gets without an opt-in"
+            : null;
+
+    /// <summary>A kernel's static shared memory, from NVRTC's sm_90 cubin of its file (the simulator puts every kernel's
+    /// __shared__ arrays of a file in one section, so it cannot tell them apart itself); null without NVRTC.</summary>
+    private int? StaticSharedBytes(string file, string name)
+    {
+        _cubinCompiler ??= Nvrtc.TryLoad(out _) is { } nv ? new KernelCompiler(nv) : null;
+        if (_cubinCompiler is null) return null;
+        if (!_staticByFile.TryGetValue(file, out var table))
+        {
+            try
+            {
+                var r = _cubinCompiler.Compile(file, 90);
+                table = r.IsCubin ? Kernels.CubinResources.Read(r.Image, 90).ToDictionary(k => k.Kernel, k => k.StaticSharedBytes) : new();
+            }
+            catch (CudaException) { table = new(); }   // the simulator's own compile reports kernel errors
+            _staticByFile[file] = table;
+        }
+        return table.TryGetValue(name, out var b) ? b : null;
+    }
+
+    private void RegisterProfiler(nint lib, nint kernel, string what)
+    {
+        if (!NativeLibrary.TryGetExport(lib, "tmca_prof_configure", out var cfg) || !NativeLibrary.TryGetExport(lib, "tmca_prof_result", out var res))
+            throw new CudaException("CUDA simulator", $"{what}: the library is not an instrumented build (no tmca_prof_configure)");
+        _profilers[kernel] = (cfg, res);
     }
 
     /// <summary>Loads a library built from any source (tests of the simulator itself) and returns its kernel.</summary>
     public nint LoadKernel(string libraryPath, string name)
     {
         var lib = NativeLibrary.Load(libraryPath);
-        return NativeLibrary.TryGetExport(lib, "launch_" + name, out var f) ? f : throw new CudaException("simulator", $"{libraryPath} has no kernel {name}");
+        var f = NativeLibrary.TryGetExport(lib, "launch_" + name, out var k) ? k : throw new CudaException("simulator", $"{libraryPath} has no kernel {name}");
+        if (Options.Instrumented) RegisterProfiler(lib, f, $"{libraryPath}:{name}");
+        return f;
     }
 
     public void Launch(nint kernel, string name, Dim3 grid, Dim3 block, uint sharedBytes, void** args)
@@ -209,8 +257,8 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
         long threads = (long)block.X * block.Y * block.Z;
         if (threads is < 1 or > 1024 || block.Z > 64 || grid.X == 0 || grid.Y is 0 or > 65535 || grid.Z is 0 or > 65535)
             throw new CudaException($"cuLaunchKernel {name} (simulated)", $"CUDA_ERROR_INVALID_VALUE: grid {grid}, block {block}");
-        if (sharedBytes > 48 * 1024)
-            throw new CudaException($"cuLaunchKernel {name} (simulated)", $"CUDA_ERROR_INVALID_VALUE: {sharedBytes} bytes of dynamic shared memory (48 KiB without an opt-in)");
+        if (SharedMemoryProblem(_staticShared.GetValueOrDefault(kernel), sharedBytes) is { } problem)
+            throw new CudaException($"cuLaunchKernel {name} (simulated)", $"CUDA_ERROR_INVALID_VALUE: {problem}");
         const int cap = 8192;
         var message = stackalloc byte[cap];
         message[0] = 0;
@@ -218,7 +266,24 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
         l.Grid[0] = grid.X; l.Grid[1] = grid.Y; l.Grid[2] = grid.Z;
         l.Block[0] = block.X; l.Block[1] = block.Y; l.Block[2] = block.Z;
         int rc;
-        lock (Gate) rc = ((delegate* unmanaged<SimLaunch*, void**, int>)kernel)(&l, args);
+        var profiler = Options.Instrumented ? _profilers.GetValueOrDefault(kernel) : default;
+        var measured = new SimCounts();
+        lock (Gate)
+        {
+            if (profiler.Configure != 0)
+            {
+                // the device buffers: what the hooks count as global memory (everything else is locals or the simulator's state)
+                var ranges = new ulong[_blocks.Count * 2];
+                int i = 0;
+                foreach (var b in _blocks.Values) { ranges[i++] = b.Start; ranges[i++] = (ulong)b.Bytes; }
+                fixed (ulong* r = ranges)
+                    ((delegate* unmanaged<int, int, ulong*, int, void>)profiler.Configure)(Options.Profile ? 1 : 0, Options.RaceCheck ? 1 : 0, r, _blocks.Count);
+            }
+            rc = ((delegate* unmanaged<SimLaunch*, void**, int>)kernel)(&l, args);
+            if (profiler.Result != 0) ((delegate* unmanaged<SimCounts*, void>)profiler.Result)(&measured);
+        }
+        if (Options.Profile && profiler.Result != 0 && rc is 0 or 3)
+            Profiles.Add(new SimProfile(name, grid, block, sharedBytes, measured, Declared(name, grid, block, sharedBytes, args)));
         string text = Marshal.PtrToStringUTF8((nint)message) ?? "";
         switch (rc)
         {
@@ -237,6 +302,23 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
                 _poisoned = text;
                 throw new CudaException($"{name} (simulated)", text, sticky: true);
         }
+    }
+
+    /// <summary>The launch's declared cost (Kernels/KernelCosts.cs), read with the simulated memory (all of it is readable).</summary>
+    private Kernels.KernelCost? Declared(string name, Dim3 grid, Dim3 block, uint shared, void** args)
+    {
+        var d = Kernels.KernelCosts.Descriptor(name);
+        if (d is null || !Kernels.KernelCosts.Declares(name)) return null;
+        return d.Cost(grid, block, shared, args, (address, into) =>
+        {
+            foreach (var b in _blocks.Values)
+                if (address >= b.Start && address + (ulong)into.Length <= b.Start + (ulong)b.Bytes)
+                {
+                    new ReadOnlySpan<byte>((void*)address, into.Length).CopyTo(into);
+                    return true;
+                }
+            return false;
+        });
     }
 
     /// <summary>Which buffer an illegal address missed, and by how much.</summary>
@@ -303,6 +385,32 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
         foreach (var b in _blocks.Values.ToList()) Free(b.Start);
         while (_quarantine.Count > 0) { var q = _quarantine.Dequeue(); Libc.munmap(q.MapBase, (nuint)q.MapBytes); }
     }
+}
+
+/// <summary>One launch's counts from the instrumented build (prof.h's TmcaProfResult: same fields, same order).</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct SimCounts
+{
+    public ulong LoadRequests, LoadSectors, StoreRequests, StoreSectors;
+    public ulong SharedLoadRequests, SharedStoreRequests, SharedWavefronts, SharedIdealWavefronts;
+    public ulong UniqueRead, UniqueWritten;
+    public ulong WarpOps, DivergentWarpOps;
+}
+
+/// <summary>
+/// What the profiling simulator measured for one launch (Nsight Compute's first page, from every access the kernel made):
+/// 32-byte sectors per global load and store request (4 for contiguous 4-byte lanes, 32 for a 32-way gather), shared
+/// bank conflicts per request (wavefronts − ideal), unique device bytes read and written (the compulsory traffic, to
+/// hold against <see cref="Declared"/>), and the share of warp operations that met with fewer lanes than were alive.
+/// </summary>
+public sealed record SimProfile(string Kernel, Dim3 Grid, Dim3 Block, uint SharedBytes, SimCounts Counts, Kernels.KernelCost? Declared)
+{
+    public double SectorsPerLoadRequest => Counts.LoadRequests == 0 ? 0 : (double)Counts.LoadSectors / Counts.LoadRequests;
+    public double SectorsPerStoreRequest => Counts.StoreRequests == 0 ? 0 : (double)Counts.StoreSectors / Counts.StoreRequests;
+    public ulong SharedRequests => Counts.SharedLoadRequests + Counts.SharedStoreRequests;
+    public double BankConflictsPerRequest => SharedRequests == 0 ? 0 : (double)(Counts.SharedWavefronts - Counts.SharedIdealWavefronts) / SharedRequests;
+    public long UniqueBytes => (long)(Counts.UniqueRead + Counts.UniqueWritten);
+    public double DivergentWarpOpShare => Counts.WarpOps == 0 ? 0 : (double)Counts.DivergentWarpOps / Counts.WarpOps;
 }
 
 /// <summary>The three libc calls the simulator's memory checking needs.</summary>

@@ -33,6 +33,17 @@
 #endif
 
 #define TMCA_SIM 1
+// ---- instrumented builds (TMCA_SIM_PROFILE / TMCA_SIM_RACECHECK: -fsanitize=thread + hooks.cpp) ----
+// The kernels' loads and stores call hooks.cpp; the scheduler below must not (its own state is not device memory,
+// and a hook inside a fiber switch would see a half-switched thread), so every function of it is marked.
+#ifdef TMCA_SIM_INSTRUMENTED
+#include "prof.h"
+#define TMCA_SIM_FN __attribute__((no_sanitize_thread))
+#define TMCA_PROF(...) __VA_ARGS__
+#else
+#define TMCA_SIM_FN
+#define TMCA_PROF(...)
+#endif
 #define __global__
 #define __device__
 #define __host__
@@ -127,7 +138,7 @@ struct Scheduler {
 };
 static Scheduler S;   // one launch at a time (SimRuntime holds a lock): plain static, no TLS lookups
 
-inline std::string where(const Fiber* f) {
+TMCA_SIM_FN inline std::string where(const Fiber* f) {
     char b[160];
     snprintf(b, sizeof b, "kernel %s, block (%u,%u,%u), thread (%u,%u,%u)", S.kernel, S.block_idx.x, S.block_idx.y, S.block_idx.z,
              f->tid.x, f->tid.y, f->tid.z);
@@ -136,7 +147,7 @@ inline std::string where(const Fiber* f) {
 
 // ---- fibers -------------------------------------------------------------------------------------------
 
-static void fiber_entry() {
+TMCA_SIM_FN static void fiber_entry() {
     S.body(S.ctx);
     S.cur->state = DONE;
     S.live[S.cur->linear >> 5]--;
@@ -144,7 +155,7 @@ static void fiber_entry() {
     __builtin_trap();   // a finished fiber is never resumed
 }
 
-inline void prepare(Fiber* f) {
+TMCA_SIM_FN inline void prepare(Fiber* f) {
     uintptr_t top = ((uintptr_t)(f->map + getpagesize() + STACK_BYTES)) & ~(uintptr_t)15;
     void** sp = (void**)(top - 64);
     for (int i = 0; i < 6; i++) sp[i] = nullptr;   // r15 r14 r13 r12 rbx rbp
@@ -153,7 +164,7 @@ inline void prepare(Fiber* f) {
     f->sp = sp;
 }
 
-inline bool ensure_fibers(unsigned n) {
+TMCA_SIM_FN inline bool ensure_fibers(unsigned n) {
     if (n <= S.capacity) return true;
     auto* fs = (Fiber*)calloc(n, sizeof(Fiber));
     if (!fs) return false;
@@ -171,7 +182,7 @@ inline bool ensure_fibers(unsigned n) {
     return true;
 }
 
-inline void park(State st) {
+TMCA_SIM_FN inline void park(State st) {
     Fiber* f = S.cur;
     f->state = st;
     asm volatile("" ::: "memory");
@@ -180,14 +191,14 @@ inline void park(State st) {
 }
 
 // Records an error found inside a fiber and goes back to the scheduler for good.
-[[noreturn]] inline void fail(const std::string& message) {
+[[noreturn]] TMCA_SIM_FN inline void fail(const std::string& message) {
     if (!S.failed) { S.failed = true; S.error = message; }
     S.live[S.cur->linear >> 5]--;
     park(DONE);
     __builtin_trap();
 }
 
-inline void warn_once(bool& flag, const std::string& message) {
+TMCA_SIM_FN inline void warn_once(bool& flag, const std::string& message) {
     if (flag) return;
     flag = true;
     S.warnings += message + "\n";
@@ -195,14 +206,14 @@ inline void warn_once(bool& flag, const std::string& message) {
 
 // ---- synchronisation ----------------------------------------------------------------------------------
 
-inline void syncthreads(const char* file, int line) {
+TMCA_SIM_FN inline void syncthreads(const char* file, int line) {
     Fiber* f = S.cur;
     f->site_file = file;
     f->site_line = line;
     park(AT_BARRIER);
 }
 
-inline uint64_t lane_value(const Fiber* p, int src_lane, unsigned base) {
+TMCA_SIM_FN inline uint64_t lane_value(const Fiber* p, int src_lane, unsigned base) {
     unsigned idx = base + (unsigned)src_lane;
     if (idx < S.nthreads) {
         const Fiber* s = &S.fibers[idx];
@@ -218,7 +229,7 @@ inline uint64_t lane_value(const Fiber* p, int src_lane, unsigned base) {
 // Whether the warp operation that lane `f` waits at (or has just arrived at) can complete: every other lane of
 // f's mask that exists and has not exited is parked at it. If so, computes every participant's result and wakes
 // them. Returns 1 (completed), 0 (not yet) or -1 (lanes meet at different operations: *error says how).
-inline int try_complete_warp(Fiber* f, std::string* error) {
+TMCA_SIM_FN inline int try_complete_warp(Fiber* f, std::string* error) {
     unsigned base = f->linear & ~31u;
     for (unsigned l = 0; l < 32; l++) {
         unsigned idx = base + l;
@@ -265,10 +276,20 @@ inline int try_complete_warp(Fiber* f, std::string* error) {
             S.waiting[base >> 5]--;
         }
     }
+#ifdef TMCA_SIM_INSTRUMENTED
+    unsigned participants = 0, alive = 0;
+    for (unsigned l = 0; l < 32; l++) {
+        unsigned idx = base + l;
+        if (idx >= S.nthreads || S.fibers[idx].state == DONE) continue;
+        alive |= 1u << l;
+        if ((f->mask >> l) & 1u) participants |= 1u << l;
+    }
+    tmca_prof_warp_meet(base >> 5, participants, alive);
+#endif
     return 1;
 }
 
-inline uint64_t warp_meet(int op, unsigned mask, uint64_t value, int param, int width) {
+TMCA_SIM_FN inline uint64_t warp_meet(int op, unsigned mask, uint64_t value, int param, int width) {
     Fiber* f = S.cur;
     unsigned w = f->linear >> 5;
     if (!((mask >> (f->linear & 31)) & 1u))
@@ -289,14 +310,14 @@ inline uint64_t warp_meet(int op, unsigned mask, uint64_t value, int param, int 
     return f->result;
 }
 
-template <class T> inline uint64_t to_bits(T v) { static_assert(sizeof(T) <= 8); uint64_t b = 0; memcpy(&b, &v, sizeof(T)); return b; }
-template <class T> inline T from_bits(uint64_t b) { T v; memcpy(&v, &b, sizeof(T)); return v; }
+template <class T> TMCA_SIM_FN inline uint64_t to_bits(T v) { static_assert(sizeof(T) <= 8); uint64_t b = 0; memcpy(&b, &v, sizeof(T)); return b; }
+template <class T> TMCA_SIM_FN inline T from_bits(uint64_t b) { T v; memcpy(&v, &b, sizeof(T)); return v; }
 
 // ---- the scheduler ------------------------------------------------------------------------------------
 
-inline std::string list(const char* what, const std::string& ids) { return ids.empty() ? "" : std::string("; ") + what + ": " + ids; }
+TMCA_SIM_FN inline std::string list(const char* what, const std::string& ids) { return ids.empty() ? "" : std::string("; ") + what + ": " + ids; }
 
-inline int run_block(int flags) {
+TMCA_SIM_FN inline int run_block(int flags) {
     unsigned n = S.nthreads;
     bool reverse = flags & TMCA_SIM_FLAG_REVERSE;
     for (unsigned i = 0; i < n; i++) {
@@ -310,12 +331,15 @@ inline int run_block(int flags) {
     if (S.dyn_bytes) memset(S.dyn, 0xff, S.dyn_bytes);   // NaN-filled, like memory nobody wrote
     if (__start_tmca_shared && __stop_tmca_shared > __start_tmca_shared)
         memset(__start_tmca_shared, 0xff, (size_t)(__stop_tmca_shared - __start_tmca_shared));
+    TMCA_PROF(tmca_prof_block_begin(S.block_idx.x + S.grid_dim.x * (S.block_idx.y + S.grid_dim.y * S.block_idx.z),
+                                    __start_tmca_shared, __stop_tmca_shared, S.dyn, S.dyn + S.dyn_bytes);)
     for (;;) {
         bool ran = false;
         for (unsigned k = 0; k < n; k++) {
             Fiber* f = &S.fibers[reverse ? n - 1 - k : k];
             if (f->state != READY) continue;
             S.cur = f;
+            TMCA_PROF(tmca_prof.thread = f->linear;)
             f->state = RUNNING;
             S.in_fiber = true;
             tmca_sim_switch(&S.main_sp, f->sp);
@@ -337,7 +361,7 @@ inline int run_block(int flags) {
                 else if (f->site_line != first->site_line || strcmp(f->site_file, first->site_file) != 0) same_site = false;
             }
         }
-        if (done == n) return TMCA_SIM_OK;
+        if (done == n) { TMCA_PROF(tmca_prof_block_end();) return TMCA_SIM_OK; }
         if (warp > 0) {
             // A lane that exited may have been the last one a warp operation waited for.
             bool woke = false;
@@ -356,6 +380,7 @@ inline int run_block(int flags) {
                 warn_once(S.warned_exit, std::to_string(done) + " thread(s) exited while " + std::to_string(barrier) +
                           " wait at __syncthreads (" + first->site_file + ":" + std::to_string(first->site_line) +
                           "); a GPU counts exited threads as arrived, but this is undefined behaviour: " + where(first));
+            TMCA_PROF(tmca_prof_barrier();)
             for (unsigned i = 0; i < n; i++) if (S.fibers[i].state == AT_BARRIER) S.fibers[i].state = READY;
             continue;
         }
@@ -383,7 +408,7 @@ inline int run_block(int flags) {
 
 static struct sigaction previous_segv, previous_bus;
 
-static void on_fault(int sig, siginfo_t* info, void* uc) {
+TMCA_SIM_FN static void on_fault(int sig, siginfo_t* info, void* uc) {
     if (S.in_launch) {
         S.fault_address = info->si_addr;
         siglongjmp(S.fault_jump, 1);
@@ -394,14 +419,14 @@ static void on_fault(int sig, siginfo_t* info, void* uc) {
     else { signal(sig, SIG_DFL); raise(sig); }
 }
 
-inline void put_message(TmcaSimLaunch* L, const std::string& m) {
+TMCA_SIM_FN inline void put_message(TmcaSimLaunch* L, const std::string& m) {
     if (!L->message || L->message_capacity <= 0) return;
     size_t n = m.size() < (size_t)L->message_capacity - 1 ? m.size() : (size_t)L->message_capacity - 1;
     memcpy(L->message, m.data(), n);
     L->message[n] = 0;
 }
 
-inline int run_grid(TmcaSimLaunch* L, const char* kernel, void (*body)(void*), void* ctx) {
+TMCA_SIM_FN inline int run_grid(TmcaSimLaunch* L, const char* kernel, void (*body)(void*), void* ctx) {
     S.kernel = kernel; S.body = body; S.ctx = ctx;
     S.failed = false; S.error.clear(); S.warnings.clear(); S.warned_exit = S.warned_source = false;
     S.block_dim = dim3(L->block[0], L->block[1], L->block[2]);
@@ -440,12 +465,17 @@ inline int run_grid(TmcaSimLaunch* L, const char* kernel, void (*body)(void*), v
 
     int rc = TMCA_SIM_OK;
     S.in_launch = true;
+    TMCA_PROF(tmca_prof_launch_begin(S.nthreads);)
     if (sigsetjmp(S.fault_jump, 1) == 0) {
         for (unsigned z = 0; z < S.grid_dim.z && rc == TMCA_SIM_OK; z++)
             for (unsigned y = 0; y < S.grid_dim.y && rc == TMCA_SIM_OK; y++)
                 for (unsigned x = 0; x < S.grid_dim.x && rc == TMCA_SIM_OK; x++) {
                     S.block_idx = dim3(x, y, z);
                     rc = run_block(L->flags);
+#ifdef TMCA_SIM_INSTRUMENTED
+                    char race[2048];
+                    if (rc == TMCA_SIM_OK && tmca_prof_race(race, sizeof race)) { S.failed = true; S.error = std::string(race) + " (kernel " + kernel + ")"; rc = TMCA_SIM_ERROR; }
+#endif
                 }
     } else {
         // A fault: inside a thread (the usual case) or in the scheduler itself.
@@ -477,17 +507,17 @@ inline int run_grid(TmcaSimLaunch* L, const char* kernel, void (*body)(void*), v
 template <typename... P> struct Call {
     void (*k)(P...);
     void** args;
-    template <size_t... I> void run(std::index_sequence<I...>) { k(*reinterpret_cast<std::remove_cv_t<std::remove_reference_t<P>>*>(args[I])...); }
-    static void thunk(void* self) { static_cast<Call*>(self)->run(std::index_sequence_for<P...>{}); }
+    template <size_t... I> TMCA_SIM_FN void run(std::index_sequence<I...>) { k(*reinterpret_cast<std::remove_cv_t<std::remove_reference_t<P>>*>(args[I])...); }
+    TMCA_SIM_FN static void thunk(void* self) { static_cast<Call*>(self)->run(std::index_sequence_for<P...>{}); }
 };
 
 template <typename... P>
-inline int launch(TmcaSimLaunch* L, const char* name, void (*k)(P...), void** args) {
+TMCA_SIM_FN inline int launch(TmcaSimLaunch* L, const char* name, void (*k)(P...), void** args) {
     Call<P...> c{k, args};
     return run_grid(L, name, &Call<P...>::thunk, &c);
 }
 
-inline unsigned char* dynamic_shared() { return S.dyn; }
+TMCA_SIM_FN inline unsigned char* dynamic_shared() { return S.dyn; }
 
 } // namespace tmca_sim
 

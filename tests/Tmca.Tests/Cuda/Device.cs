@@ -7,7 +7,8 @@ namespace Tmca.Tests.Cuda;
 /// The CUDA backend the device tests run on: the GPU when this machine has one, else the CUDA simulator (the same
 /// kernels and launch code, run on the CPU). Without either the tests skip and say why — except in CI
 /// (CI=true), where the simulator is installed by the test script and its absence is a failure, not a skip.
-/// TMCA_TEST_DEVICE=cuda-sim forces the simulator on a GPU machine.
+/// TMCA_TEST_DEVICE=cuda-sim forces the simulator on a GPU machine; TMCA_TEST_DEVICE=cuda is the device check's strict
+/// mode: the GPU or a failure naming what is missing (driver, GPU, NVRTC, cuBLAS), never a quiet switch to the simulator.
 /// </summary>
 public static class Device
 {
@@ -18,10 +19,13 @@ public static class Device
         {
             var gpu = CudaBackend.TryCreate(out why);
             if (gpu is not null) return (gpu, "");
+            if (Strict) return (null, $"TMCA_TEST_DEVICE=cuda: no usable GPU ({why})");
         }
         var sim = CudaBackend.TryCreateSimulator(out var simWhy, new Tmca.Cuda.Sim.SimOptions());
         return sim is not null ? (sim, "") : (null, $"no GPU ({why}) and no CUDA simulator ({simWhy})");
     });
+
+    public static bool Strict => Environment.GetEnvironmentVariable("TMCA_TEST_DEVICE") == "cuda";
 
     public static bool InCi => Environment.GetEnvironmentVariable("CI") is "true" or "1";
 
@@ -30,6 +34,7 @@ public static class Device
         var (b, why) = Instance.Value;
         if (b is null)
         {
+            if (Strict) Assert.Fail(why);
             if (InCi) Assert.Fail($"CI must run the device tests: {why} (./test.sh installs g++ for the simulator)");
             Assert.Skip(why);
         }
