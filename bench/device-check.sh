@@ -4,7 +4,7 @@
 #
 #   bench/device-check.sh pack   On the development machine (.NET SDK, ../shared): publishes the tests and the CLI,
 #                                adds one copy of the .NET runtime, every oracle file the device tests read, a slice of
-#                                QaTa-COV19 (64 train, 16 val, 48 test ids) and the PyTorch reference, and packs it
+#                                QaTa-COV19 (32 train, 8 val, 24 test ids) and the PyTorch reference, and packs it
 #                                into carry/bundle.tar.xz; fails if bundle + tree reach the 64 MiB carry limit.
 #   bench/device-check.sh run    On the GPU machine (device tool, carry: ["carry"]; no .NET there): stages in order of
 #                                value under one deadline, each appending its section to $OUT/report.md as it finishes.
@@ -57,7 +57,7 @@ if [ "$mode" = pack ]; then
 import json, os, shutil, sys
 src, dst = sys.argv[1], sys.argv[2]
 split = json.load(open(os.path.join(src, "split.json")))
-keep = {"train": split["train"][:64], "val": split["val"][:16], "test": split["test"][:48]}
+keep = {"train": split["train"][:32], "val": split["val"][:8], "test": split["test"][:24]}
 names = {k: [f for f in os.listdir(os.path.join(src, k))] for k in ("images", "masks", "reports")}
 for ids in keep.values():
     for i in ids:
@@ -71,9 +71,16 @@ PY
   mkdir -p carry/build/reference && cp bench/reference/tmca_reference.py carry/build/reference/
   # what the GPU machine never runs: the test SDK's code-coverage engines (Windows/macOS/Alpine builds among them) and
   # the runtime's debugger libraries — about 20 MiB raw of the 64 MiB carry limit
-  rm -rf carry/build/tests/CodeCoverage carry/build/tests/alpine carry/build/tests/ubuntu carry/build/tests/macos carry/build/tests/x64 carry/build/tests/arm64
+  rm -rf carry/build/tests/CodeCoverage carry/build/tests/{alpine,ubuntu,macos,x64,x86,arm64}
+  # the committed fixtures travel in the tree already (Support.Fixture falls back to $TMCA_REPO/tests/fixtures)
+  rm -rf carry/build/tests/fixtures
+  # satellite resource assemblies (translated messages of the test SDK and System.CommandLine)
+  rm -rf carry/build/tests/{cs,de,es,fr,it,ja,ko,pl,pt-BR,ru,tr,zh-Hans,zh-Hant}
   rm -f carry/build/dotnet/shared/Microsoft.NETCore.App/*/libmscordbi.so carry/build/dotnet/shared/Microsoft.NETCore.App/*/libmscordaccore.so \
-        carry/build/dotnet/shared/Microsoft.NETCore.App/*/createdump
+        carry/build/dotnet/shared/Microsoft.NETCore.App/*/createdump \
+        carry/build/dotnet/shared/Microsoft.NETCore.App/*/libclrgc.so carry/build/dotnet/shared/Microsoft.NETCore.App/*/libclrgcexp.so
+  # libraries' XML docs and symbols (ours keep theirs, for line numbers in stack traces)
+  find carry/build/tests -maxdepth 1 \( -name '*.xml' -o \( -name '*.pdb' ! -name 'Tmca.*' ! -name 'tmca.*' \) \) -delete
   tar -C carry/build -cf - . | xz -9e -T2 > carry/bundle.tar.xz
   rm -rf carry/build
   size=$(stat -c %s carry/bundle.tar.xz)
