@@ -25,7 +25,7 @@ internal static class Backends
     {
         if (_cuda is not null) return _cuda;
         _cuda = Tmca.Cuda.CudaBackend.TryCreate(out var reason) ?? throw new BackendUnavailableException($"CUDA is not available: {reason} (run `tmca doctor`; --device cuda-sim runs the CUDA kernels on the CPU)");
-        _cuda.Tf32 = Environment.GetEnvironmentVariable("TMCA_TF32") == "1";
+        _cuda.Tf32 = TmcaSettings.Current.Tf32;
         return _cuda;
     }
 
@@ -33,7 +33,7 @@ internal static class Backends
     {
         if (_sim is not null) return _sim;
         _sim = Tmca.Cuda.CudaBackend.TryCreateSimulator(out var reason) ?? throw new BackendUnavailableException($"the CUDA simulator is not available: {reason} (run `tmca doctor`)");
-        _sim.Tf32 = Environment.GetEnvironmentVariable("TMCA_TF32") == "1";
+        _sim.Tf32 = TmcaSettings.Current.Tf32;
         return _sim;
     }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Tmca.Engine;
 
 namespace Tmca.Cli;
 
@@ -24,9 +25,15 @@ public static class CliApp
     }
 
     /// <summary>Parses and runs. A command line that does not parse or validate is one line per problem on stderr and exit
-    /// code <see cref="ExitCodes.Usage"/>, before any work.</summary>
+    /// code <see cref="ExitCodes.Usage"/>, before any work; so is a TMCA_* variable with a bad value.</summary>
     public static int Run(params string[] args)
     {
+        try { _ = TmcaSettings.Current; }
+        catch (SettingsException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return ExitCodes.Usage;
+        }
         var parsed = Build().Parse(args);
         if (parsed.Errors.Count == 0) return parsed.Invoke();
         Console.Out.Flush();

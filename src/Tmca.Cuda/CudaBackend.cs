@@ -33,7 +33,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
     /// <summary>TensorFloat-32 GEMMs: faster, with a 10-bit mantissa in the products (tolerance: relative L2 1e-2).</summary>
     public bool Tf32 { get; set; }
     /// <summary>Synchronise and check after every launch (TMCA_CUDA_SYNC=1): errors surface at the launch that caused them.</summary>
-    public bool SyncEveryLaunch { get; set; } = Environment.GetEnvironmentVariable("TMCA_CUDA_SYNC") == "1";
+    public bool SyncEveryLaunch { get; set; } = TmcaSettings.Current.CudaSync;
     /// <summary>Print every launch — kernel, grid, block, shared bytes, the op that asked (TMCA_CUDA_TRACE=1).</summary>
     public bool Trace
     {
@@ -57,7 +57,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
     {
         Runtime = FaultInjectingRuntime.Wrap(runtime);
         Pool = new DevicePool(Runtime, caching: !Runtime.ExactAllocations);   // the wrapped runtime: TMCA_DEVICE_FAULT=oom:N reaches the pool's allocations
-        Trace = Environment.GetEnvironmentVariable("TMCA_CUDA_TRACE") == "1";
+        Trace = TmcaSettings.Current.CudaTrace;
     }
 
     /// <summary>The backend for GPU <paramref name="ordinal"/>, or null with the reason (no driver, no GPU, no NVRTC, no cuBLAS).</summary>

@@ -10,7 +10,7 @@ namespace Tmca.Engine;
 /// </summary>
 public static class FaultPoints
 {
-    private static readonly (string Name, int Count)? Hold = Parse(Environment.GetEnvironmentVariable("TMCA_HOLD_AT"));
+    private static readonly (string Name, int Count)? Hold = TmcaSettings.Current.HoldAt is { } h ? (h.Point, h.Arrival) : null;
     private static int _arrivals;
     private static volatile bool _released;
 

@@ -12,7 +12,7 @@ public static class NonFiniteInjection
     public enum Site { Forward, Backward, Data }
     public sealed record Spec(Site Where, string? Op, long Step);
 
-    private static readonly Spec? FromEnvironment = Parse(Environment.GetEnvironmentVariable("TMCA_INJECT_NONFINITE"));
+    private static readonly Spec? FromEnvironment = TmcaSettings.Current.InjectNonFinite is { } s ? new Spec((Site)s.Where, s.Op, s.Step) : null;
     [ThreadStatic] private static Spec? _armed;
     [ThreadStatic] private static long _step;
     [ThreadStatic] private static bool _fired;

@@ -77,7 +77,7 @@ public static class NativeLibraries
     {
         var tried = new List<string>();
         var dirs = new List<string?>();
-        if (Environment.GetEnvironmentVariable("TMCA_CUDA_LIB_DIR") is { Length: > 0 } d) dirs.Add(d);
+        if (Tmca.Engine.TmcaSettings.Current.CudaLibDir is { } d) dirs.Add(d);
         dirs.Add(null);
         foreach (var dir in dirs)
             foreach (var file in candidates)

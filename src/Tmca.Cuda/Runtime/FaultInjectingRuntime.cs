@@ -1,4 +1,5 @@
 using Tmca.Cuda.Native;
+using Tmca.Engine;
 
 namespace Tmca.Cuda;
 
@@ -8,14 +9,13 @@ namespace Tmca.Cuda;
 /// as a real driver's would. Set by TMCA_DEVICE_FAULT for a whole process:
 /// "oom:N" (the N-th allocation and every later one), "launch:KERNEL:N" or "sticky:KERNEL:N" (the N-th launch of KERNEL; "*" is any kernel).
 /// </summary>
-public sealed unsafe class FaultInjectingRuntime(IDeviceRuntime inner, string plan) : IDeviceRuntime
+public sealed unsafe class FaultInjectingRuntime(IDeviceRuntime inner, DeviceFault plan) : IDeviceRuntime
 {
-    private readonly string[] _plan = plan.Split(':');
     private long _allocs, _launches;
     private CudaException? _sticky;
 
     public static IDeviceRuntime Wrap(IDeviceRuntime rt) =>
-        Environment.GetEnvironmentVariable("TMCA_DEVICE_FAULT") is { Length: > 0 } p ? new FaultInjectingRuntime(rt, p) : rt;
+        TmcaSettings.Current.DeviceFault is { } p ? new FaultInjectingRuntime(rt, p) : rt;
 
     public DeviceInfo Info => inner.Info;
     public bool ExactAllocations => inner.ExactAllocations;
@@ -25,7 +25,7 @@ public sealed unsafe class FaultInjectingRuntime(IDeviceRuntime inner, string pl
     public ulong Alloc(long bytes)
     {
         Check();
-        if (_plan[0] == "oom" && ++_allocs >= long.Parse(_plan[1]))   // and every one after: a full device stays full (the pool retries once)
+        if (plan.Kind == "oom" && ++_allocs >= plan.Count)   // and every one after: a full device stays full (the pool retries once)
         {
             var (free, total) = inner.MemoryInfo();
             throw new DeviceOutOfMemoryException("cuMemAlloc (injected)", bytes, free, total, "");
@@ -36,9 +36,9 @@ public sealed unsafe class FaultInjectingRuntime(IDeviceRuntime inner, string pl
     public void Launch(nint kernel, string name, Dim3 grid, Dim3 block, uint sharedBytes, void** args)
     {
         Check();
-        if (_plan[0] is "launch" or "sticky" && (_plan[1] == "*" || _plan[1] == name) && ++_launches == long.Parse(_plan[2]))
+        if (plan.Kind is "launch" or "sticky" && (plan.Kernel == "*" || plan.Kernel == name) && ++_launches == plan.Count)
         {
-            bool sticky = _plan[0] == "sticky";
+            bool sticky = plan.Kind == "sticky";
             var e = new CudaException("cuLaunchKernel", sticky ? "CUDA_ERROR_ILLEGAL_ADDRESS: an illegal memory access was encountered (injected)"
                                                                : "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES: too many resources requested for launch (injected)", sticky);
             if (sticky) _sticky = e;

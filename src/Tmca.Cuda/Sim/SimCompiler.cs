@@ -29,7 +29,7 @@ public sealed class SimCompiler
     /// <summary>The compiler named by $TMCA_SIM_CXX, else g++ on the PATH; null with the reason when there is none.</summary>
     public static SimCompiler? TryCreate(out string reason, string? cacheDir = null)
     {
-        var cxx = Environment.GetEnvironmentVariable("TMCA_SIM_CXX") is { Length: > 0 } e ? e : "g++";
+        var cxx = Tmca.Engine.TmcaSettings.Current.SimCxx ?? "g++";
         if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture != System.Runtime.InteropServices.Architecture.X64)
         {
             reason = "the CUDA simulator runs on x86-64 Linux only (its fiber switch is x86-64 assembly)";

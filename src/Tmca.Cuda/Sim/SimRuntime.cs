@@ -5,28 +5,18 @@ using Tmca.Engine;
 
 namespace Tmca.Cuda.Sim;
 
-/// <summary>Switches of the simulator; <see cref="FromEnvironment"/> reads TMCA_SIM_REVERSE=1, TMCA_SIM_MEMCHECK=1,
+/// <summary>Switches of the simulator; <see cref="FromEnvironment"/> takes TMCA_SIM_REVERSE=1, TMCA_SIM_MEMCHECK=1,
 /// TMCA_SIM_MEMORY (bytes, or with a K/M/G suffix), TMCA_SIM_PROFILE=1 and TMCA_SIM_RACECHECK=1. Profile and RaceCheck run
 /// the instrumented build of the kernels (hooks.cpp): every load and store is seen, several times slower.</summary>
 public sealed record SimOptions(bool ReverseThreadOrder = false, bool Memcheck = false, long MemoryBytes = 16L << 30, bool Profile = false, bool RaceCheck = false)
 {
     public bool Instrumented => Profile || RaceCheck;
 
+    /// <summary>The switches as <see cref="TmcaSettings.Current"/> has them (TMCA_SIM_*).</summary>
     public static SimOptions FromEnvironment()
     {
-        var mem = Environment.GetEnvironmentVariable("TMCA_SIM_MEMORY");
-        return new SimOptions(Environment.GetEnvironmentVariable("TMCA_SIM_REVERSE") == "1", Environment.GetEnvironmentVariable("TMCA_SIM_MEMCHECK") == "1",
-                              string.IsNullOrEmpty(mem) ? 16L << 30 : ParseBytes(mem, "TMCA_SIM_MEMORY"),
-                              Environment.GetEnvironmentVariable("TMCA_SIM_PROFILE") == "1", Environment.GetEnvironmentVariable("TMCA_SIM_RACECHECK") == "1");
-    }
-
-    public static long ParseBytes(string s, string what)
-    {
-        s = s.Trim();
-        long mult = char.ToUpperInvariant(s[^1]) switch { 'K' => 1L << 10, 'M' => 1L << 20, 'G' => 1L << 30, _ => 1 };
-        var digits = mult == 1 ? s : s[..^1];
-        if (!long.TryParse(digits, out var v) || v <= 0) throw new ArgumentException($"{what}='{s}': expected a positive byte count such as 512M or 2G");
-        return v * mult;
+        var s = TmcaSettings.Current;
+        return new SimOptions(s.SimReverse, s.SimMemcheck, s.SimMemoryBytes ?? 16L << 30, s.SimProfile, s.SimRaceCheck);
     }
 }
 

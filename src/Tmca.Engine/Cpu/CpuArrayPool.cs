@@ -16,7 +16,7 @@ internal static class CpuArrayPool
     private static readonly object Lock = new();
     private static long _pooledBytes;
 
-    public static bool Poison { get; set; } = Environment.GetEnvironmentVariable("TMCA_POISON") == "1";
+    public static bool Poison { get; set; } = TmcaSettings.Current.Poison;
 
     public static CpuStorage Rent(DType dtype, long count, bool zero)
     {

@@ -5,7 +5,7 @@ namespace Tmca.Engine;
 public static class CacheDirectory
 {
     public static string Root =>
-        Environment.GetEnvironmentVariable("TMCA_CACHE") is { Length: > 0 } c ? c
-        : Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
+        TmcaSettings.Current.Cache
+        ?? Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } x ? x
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "tmca");
 }

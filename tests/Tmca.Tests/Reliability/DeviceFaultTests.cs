@@ -95,7 +95,7 @@ public class DeviceFaultTests : IDisposable
     public void APoisonedBackendRefusesEveryLaterCall()
     {
         var sim = Device.RequireSimulator(new Tmca.Cuda.Sim.SimOptions());
-        using var be = new CudaBackend(new FaultInjectingRuntime(sim, "sticky:fill_f32:2"));
+        using var be = new CudaBackend(new FaultInjectingRuntime(sim, DeviceFault.Parse("sticky:fill_f32:2")));
         var t = Tensor.Zeros([1000]).To(be);
         be.Fill(t, 1.0);   // launch 1 runs
         var first = Assert.Throws<CudaException>(() => be.Fill(t, 2.0));
