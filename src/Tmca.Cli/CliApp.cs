@@ -28,12 +28,14 @@ public static class CliApp
     /// code <see cref="ExitCodes.Usage"/>, before any work; so is a TMCA_* variable with a bad value.</summary>
     public static int Run(params string[] args)
     {
-        try { _ = TmcaSettings.Current; }
+        TmcaSettings settings;
+        try { settings = TmcaSettings.Current; }
         catch (SettingsException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.Usage;
         }
+        using var hooks = TestHooks.Install(settings);
         var parsed = Build().Parse(args);
         if (parsed.Errors.Count == 0) return parsed.Invoke();
         Console.Out.Flush();

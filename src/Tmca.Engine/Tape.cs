@@ -44,7 +44,6 @@ public sealed class Tape : IDisposable
         if (tape._done) throw new InvalidOperationException("this tape has already run backward; open a new one");
         foreach (var o in outputs) o.RequiresGrad = true;
         tape._entries.Add((outputs, backward, op));
-        NonFiniteInjection.Recorded(op, outputs);
         Inspector?.Recorded(tape._entries.Count - 1, op, outputs);
     }
 
@@ -73,7 +72,6 @@ public sealed class Tape : IDisposable
             {
                 var (outputs, backward, op) = _entries[i];
                 if (!outputs.Any(o => o.Grad is not null)) continue;
-                NonFiniteInjection.BeforeBackward(op, outputs);
                 Inspector?.BeforeBackward(i, op, outputs);
                 backward();
                 Inspector?.AfterBackward(i, op);

@@ -23,11 +23,10 @@ internal sealed class GuardedStep(TmcaModel model, AdamW opt, TrainOptions o, Pr
     {
         Trainer.StepValues v = default;
         Exception? outOfMemory = null;
-        NonFiniteInjection.BeginStep(step);
         using (var scope = new TensorScope())
         {
             var batch = Batches.Make(data.Train.Samples, idx, model.Config.InChannels, backend, aug, rng).ForModel();
-            if (NonFiniteInjection.DataNow) NonFiniteInjection.Poison(batch.Image);
+            IStepInspector.Announce(step, batch.Image);   // test hooks only (fault injection); null in normal runs
             _buffers.Save();
             try
             {

@@ -4,6 +4,7 @@ using Tmca.Engine;
 using Tmca.Model;
 using Tmca.Tests.Cuda;
 using Tmca.Tests.Data;
+using Tmca.Training;
 using Xunit;
 
 namespace Tmca.Tests.Reliability;
@@ -133,6 +134,28 @@ public class NonFiniteTests : IDisposable
         var f = SafetensorsFile.Open(Path.Combine(run, "checkpoints", "last.safetensors"));
         Assert.Equal(3, JsonDocument.Parse(f.Metadata["train_state"]).RootElement.GetProperty("OptimizerStep").GetInt32());
         foreach (var n in f.Names) if (f.Entries[n].DType == DType.F32) Assert.All(f.Load(n).ToArray<float>(), x => Assert.True(float.IsFinite(x), n));
+    }
+}
+
+/// <summary>TMCA_INJECT_NONFINITE on the shipped binary (as the device check's fault stage runs it): the CLI installs the
+/// injection, the run stops at that step with one line naming the op, exit 1.</summary>
+[Collection("child-processes")]
+public class NonFiniteProcessTests
+{
+    [Fact]
+    public void TheEnvironmentVariableInjectsIntoARealRun()
+    {
+        using var d = new TempDir();
+        DataFixtures.PerId(d["data"], withVal: true, train: 8, test: 2);
+        string config = TestConfigs.WriteTiny(d["cfg"]), run = d["run"];
+        var (code, o, e) = ChildProcess.Run(["train", d["data"], "--config", config, "--epochs", "1", "--batch", "4", "--out", run], TimeSpan.FromMinutes(3),
+                                            new Dictionary<string, string> { ["TMCA_INJECT_NONFINITE"] = "backward:layer_norm@2" });
+        Assert.True(code == ExitCodes.RuntimeFailure, $"exit {code}:\n{o}\n{e}");
+        Assert.Single(e.Trim().Split('\n'));
+        Assert.StartsWith("error: step 2: forward: every op's output is finite", e);
+        Assert.Contains("backward: the gradient first turned non-finite at the output of op #", e);
+        Assert.Contains("'layer_norm'", e);
+        Assert.True(File.Exists(Path.Combine(run, "nonfinite-step-2.safetensors")));
     }
 }
 
