@@ -1,3 +1,5 @@
+using Tmca.Cuda;
+using Tmca.Cuda.Sim;
 using Tmca.Engine;
 
 namespace Tmca.Cli;
@@ -19,21 +21,28 @@ internal static class Backends
         _ => throw new ArgumentException($"unknown device '{name}' ({Names})"),
     };
 
-    private static Tmca.Cuda.CudaBackend? _cuda, _sim;
+    private static CudaBackend? _cuda, _sim;
 
     private static IBackend Cuda()
     {
         if (_cuda is not null) return _cuda;
-        _cuda = Tmca.Cuda.CudaBackend.TryCreate(out var reason) ?? throw new BackendUnavailableException($"CUDA is not available: {reason} (run `tmca doctor`; --device cuda-sim runs the CUDA kernels on the CPU)");
-        _cuda.Tf32 = TmcaSettings.Current.Tf32;
-        return _cuda;
+        var rt = DriverRuntime.TryCreate(out var reason) ?? throw new BackendUnavailableException($"CUDA is not available: {reason} (run `tmca doctor`; --device cuda-sim runs the CUDA kernels on the CPU)");
+        return _cuda = On(rt);
     }
 
     private static IBackend Simulator()
     {
         if (_sim is not null) return _sim;
-        _sim = Tmca.Cuda.CudaBackend.TryCreateSimulator(out var reason) ?? throw new BackendUnavailableException($"the CUDA simulator is not available: {reason} (run `tmca doctor`)");
-        _sim.Tf32 = TmcaSettings.Current.Tf32;
-        return _sim;
+        var rt = SimRuntime.TryCreate(out var reason) ?? throw new BackendUnavailableException($"the CUDA simulator is not available: {reason} (run `tmca doctor`)");
+        return _sim = On(rt);
+    }
+
+    /// <summary>The CUDA backend on <paramref name="runtime"/>, TF32 as TMCA_TF32 says. With TMCA_DEVICE_FAULT set (the tests
+    /// and the device check) the runtime is wrapped in the fault injector first, under the backend, so that its pool's
+    /// allocations meet the injected out-of-memory too.</summary>
+    private static CudaBackend On(IDeviceRuntime runtime)
+    {
+        var s = TmcaSettings.Current;
+        return new CudaBackend(s.DeviceFault is { } plan ? new FaultInjectingRuntime(runtime, plan) : runtime) { Tf32 = s.Tf32 };
     }
 }

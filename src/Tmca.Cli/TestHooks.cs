@@ -8,6 +8,7 @@ namespace Tmca.Cli;
 /// tests and the device check run the real binary with them); without them nothing is installed and a run pays nothing.
 /// - TMCA_INJECT_NONFINITE: a <see cref="NonFiniteInjection"/> as this thread's tape inspector (the command runs on it).
 /// - TMCA_HOLD_AT: <see cref="HoldAt"/> as the process's <see cref="FaultPoints"/>.
+/// - TMCA_DEVICE_FAULT: installed where the CUDA backends are built (<see cref="Backends"/>), under the backend.
 /// </summary>
 internal static class TestHooks
 {

@@ -55,8 +55,8 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
 
     public CudaBackend(IDeviceRuntime runtime)
     {
-        Runtime = FaultInjectingRuntime.Wrap(runtime);
-        Pool = new DevicePool(Runtime, caching: !Runtime.ExactAllocations);   // the wrapped runtime: TMCA_DEVICE_FAULT=oom:N reaches the pool's allocations
+        Runtime = runtime;
+        Pool = new DevicePool(Runtime, caching: !Runtime.ExactAllocations);   // on the runtime given: a fault injector under it reaches the pool's allocations
         Trace = TmcaSettings.Current.CudaTrace;
     }
 

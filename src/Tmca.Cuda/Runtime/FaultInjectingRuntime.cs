@@ -6,16 +6,13 @@ namespace Tmca.Cuda;
 /// <summary>
 /// Device faults on demand, at the seam (any runtime underneath; the tests use the simulator): the n-th allocation
 /// fails with out-of-memory, or the n-th launch of a kernel fails — plainly, or stickily, after which every call fails
-/// as a real driver's would. Set by TMCA_DEVICE_FAULT for a whole process:
+/// as a real driver's would. A test hook: the tests build it, and the CLI puts it under its backends only when TMCA_DEVICE_FAULT is set (Backends.cs):
 /// "oom:N" (the N-th allocation and every later one), "launch:KERNEL:N" or "sticky:KERNEL:N" (the N-th launch of KERNEL; "*" is any kernel).
 /// </summary>
 public sealed unsafe class FaultInjectingRuntime(IDeviceRuntime inner, DeviceFault plan) : IDeviceRuntime
 {
     private long _allocs, _launches;
     private CudaException? _sticky;
-
-    public static IDeviceRuntime Wrap(IDeviceRuntime rt) =>
-        TmcaSettings.Current.DeviceFault is { } p ? new FaultInjectingRuntime(rt, p) : rt;
 
     public DeviceInfo Info => inner.Info;
     public bool ExactAllocations => inner.ExactAllocations;
