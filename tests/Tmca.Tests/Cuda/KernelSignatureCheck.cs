@@ -1,13 +1,17 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
+using Tmca.Cuda;
+using Tmca.Cuda.Kernels;
 
-namespace Tmca.Cuda.Kernels;
+namespace Tmca.Tests.Cuda;
 
 /// <summary>
 /// Checks the launchers' side against the kernels' side without any compiler: every KERNEL in the sources has
 /// exactly one descriptor with the same file, name and parameter types in order, every descriptor has its kernel,
 /// and every struct passed to a kernel has the same field order, offsets and size in C (by the x86-64/CUDA layout
-/// rules) and in its C# twin (by the marshaller). Each problem is one line naming the kernel or struct.
+/// rules) and in its C# twin (by the marshaller). Each problem is one line naming the kernel or struct. Only the
+/// tests run it (<see cref="KernelSignatureTests"/>), so it lives with them; the parser it uses
+/// (<see cref="KernelSignatures"/>) ships, because the descriptors and the simulator need it.
 /// </summary>
 public static class KernelSignatureCheck
 {
