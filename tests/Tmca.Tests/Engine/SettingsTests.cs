@@ -92,7 +92,8 @@ public class SettingsTests
         int table = readme.IndexOf("## Environment variables", StringComparison.Ordinal);
         Assert.True(table >= 0, "README has no \"## Environment variables\" section");
         var rows = Regex.Matches(readme[table..], @"^\| `(TMCA_[A-Z0-9_]+)", RegexOptions.Multiline).Select(m => m.Groups[1].Value).ToHashSet();
-        Assert.Empty(TmcaSettings.Names.Where(n => !rows.Contains(n)));
+        var missing = TmcaSettings.Names.Where(n => !rows.Contains(n)).ToList();
+        Assert.True(missing.Count == 0, $"not in the README's table: {string.Join(", ", missing)}");
     }
 }
 
