@@ -21,7 +21,8 @@ public static class Device
             if (gpu is not null) return (gpu, "");
             if (Strict) return (null, $"TMCA_TEST_DEVICE=cuda: no usable GPU ({why})");
         }
-        var sim = CudaBackend.TryCreateSimulator(out var simWhy, new Tmca.Cuda.Sim.SimOptions());
+        // the switches from the environment: test.sh's second pass sets TMCA_SIM_RACECHECK=1 for this shared simulator
+        var sim = CudaBackend.TryCreateSimulator(out var simWhy, Tmca.Cuda.Sim.SimOptions.FromEnvironment());
         return sim is not null ? (sim, "") : (null, $"no GPU ({why}) and no CUDA simulator ({simWhy})");
     });
 

@@ -13,6 +13,17 @@ namespace Tmca.Tests.Cuda;
 [Collection("device")]
 public unsafe class SimProfileTests
 {
+    /// <summary>test.sh's second pass runs the device suite with TMCA_SIM_RACECHECK=1: the shared simulator the device
+    /// tests use must then be the race-checking build, or that pass checks nothing.</summary>
+    [Fact]
+    public void TheSharedSimulatorTakesItsSwitchesFromTheEnvironment()
+    {
+        var be = Device.Require();
+        if (be.Runtime is not Tmca.Cuda.Sim.SimRuntime sim) { Assert.Skip("the device tests run on a GPU here, not the simulator"); return; }
+        Assert.Equal(Tmca.Engine.TmcaSettings.Current.SimRaceCheck, sim.Options.RaceCheck);
+        Assert.Equal(Tmca.Engine.TmcaSettings.Current.SimProfile, sim.Options.Profile);
+    }
+
     private const string Source = """
         #include "common.cuh"
 
