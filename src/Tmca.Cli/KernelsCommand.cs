@@ -26,7 +26,7 @@ internal static class KernelsCommand
                 return Common.Guard(() =>
                 {
                     if (p.GetValue(device) is not ("cuda-sim" or "sim" or "cuda"))
-                        throw new ArgumentException($"--device {p.GetValue(device)}: --profile runs on cuda-sim");
+                        throw new UsageException($"--device {p.GetValue(device)}: --profile runs on cuda-sim");
                     var rows = KernelProfile.Run(Console.Error.WriteLine);
                     var md = KernelProfile.Markdown(rows);
                     Console.WriteLine(md);
