@@ -45,7 +45,7 @@ internal static class AblateCommand
             var prepared = PreparedData.Load(o.Data, o.Layout, o.ResolveConfig().ImageSize, o.Vocab, ui.Info, ui.Warning);
             using var interrupt = ProcessInterrupt.Listen();
             IReadOnlyList<AblationResult> results;
-            try { results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, seedList, rowList); }
+            try { results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, interrupt.Token, seedList, rowList); }
             catch (TrainingInterruptedException e)
             {
                 // the run in flight wrote its checkpoint; the ablation resumes run by run

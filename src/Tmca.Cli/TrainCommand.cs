@@ -90,8 +90,8 @@ internal static class TrainCommand
             var prepared = PreparedData.Load(o.Data, o.Layout, cfg.ImageSize, o.Vocab, ui.Info, ui.Warning);
             Directory.CreateDirectory(runDir);
             TrainResult result;
-            using (ProcessInterrupt.Listen())
-                result = Common.WithProgress(r => Trainer.Run(o, prepared, runDir, r, backend, isResume, p.GetValue(from)!));
+            using (var interrupt = ProcessInterrupt.Listen())
+                result = Common.WithProgress(r => Trainer.Run(o, prepared, runDir, r, backend, interrupt.Token, isResume, p.GetValue(from)!));
             Console.WriteLine($"trained {result.EpochsRun} epochs ({result.Steps} steps) in {result.Seconds / 60:0.0} min; best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch}");
             var model = Common.LoadModel(result.BestCheckpoint, backend);
             var ev = Evaluator.Run(model, prepared.Test, Math.Max(o.BatchSize, 8));
@@ -131,8 +131,8 @@ internal static class TrainCommand
             TrainResult result;
             try
             {
-                using (ProcessInterrupt.Listen())
-                    result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));
+                using (var interrupt = ProcessInterrupt.Listen())
+                    result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, interrupt.Token, resume));
             }
             catch (TrainingInterruptedException e)
             {
