@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -52,7 +53,8 @@ public sealed record TmcaConfig
     /// config comes from a file or a checkpoint: its reader adds the path).</summary>
     public TmcaConfig Validated()
     {
-        void Need(bool ok, string what) { if (!ok) throw new InvalidDataException($"config: {what}"); }
+        // DoesNotReturnIf: after Need(x is not null, …) the compiler knows x is not null (JSON can set an array to null)
+        void Need([DoesNotReturnIf(false)] bool ok, string what) { if (!ok) throw new InvalidDataException($"config: {what}"); }
         Need(Dims is not null && Depths is not null && TokenOuts is not null, "dims, depths and token_outs cannot be null");
         Need(Dims.Length == 4 && Depths.Length == 4, "dims and depths need 4 entries");
         Need(Dims.All(d => d > 0) && Depths.All(d => d >= 0), "dims must be positive and depths non-negative");
