@@ -17,7 +17,8 @@ internal static class AblateCommand
         var steps = new Option<int?>("--steps") { Description = "cap on optimiser steps per row" }.Positive();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 1 };
         var seeds = new Option<string?>("--seeds") { Description = "comma-separated seeds, each row trained once per seed (e.g. 1,2,3)" }.IntList();
-        var rows = new Option<string?>("--rows") { Description = "comma-separated rows to run: " + string.Join(", ", Ablation.Grid(new TmcaFlags()).Select(r => r.Slug)) };
+        var rowSlugs = Ablation.Grid(new TmcaFlags()).Select(r => r.Slug).ToArray();
+        var rows = new Option<string?>("--rows") { Description = "comma-separated rows to run: " + string.Join(", ", rowSlugs) }.ListOf(rowSlugs, "ablation row");
         var resume = new Option<bool>("--resume") { Description = "continue an interrupted ablation in --out: finished runs are kept, the rest run (or resume from their last checkpoint)" };
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 3e-4 }.Finite(0, 10, minExclusive: true);
         var outDir = new Option<string?>("--out") { Description = "folder for the rows' runs and ablation.md (default runs/<date>-ablate)" };
@@ -34,12 +35,9 @@ internal static class AblateCommand
                 Epochs = p.GetValue(epochs), MaxSteps = p.GetValue(steps), Seed = p.GetValue(seed), Lr = p.GetValue(lr), BatchSize = p.GetValue(batch),
                 Device = p.GetValue(device)!, Vocab = p.GetValue(vocab) ?? "", Flags = new TmcaFlags(),
             };
-            var seedList = ParseList(p.GetValue(seeds), "--seeds").Select(v => int.TryParse(v, out var n) ? n : throw new ArgumentException($"--seeds: '{v}' is not an integer")).ToList();
-            if (seedList.Count == 0) seedList.Add(o.Seed);
-            var rowList = ParseList(p.GetValue(rows), "--rows");
-            Ablation.Select(o.Flags, rowList);   // unknown rows fail before any work
+            var seedList = p.GetValue(seeds) is { } seedText ? Validation.Ints(seedText, "--seeds") : [o.Seed];
+            var rowList = ParseList(p.GetValue(rows));   // checked while parsing: unknown rows fail before any work
             string dir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-ablate");
-            if (p.GetValue(resume) && p.GetValue(outDir) is null) throw new ArgumentException("--resume needs --out (the ablation folder to continue)");
             if (!p.GetValue(resume) && Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
                 throw new UsageException($"{dir}: folder exists and is not empty (--resume continues it)");
             var backend = Common.Backend(o.Device);
@@ -47,7 +45,7 @@ internal static class AblateCommand
             var prepared = PreparedData.Load(o.Data, o.Layout, o.ResolveConfig().ImageSize, o.Vocab, ui.Info, ui.Warning);
             using var interrupt = ProcessInterrupt.Listen();
             IReadOnlyList<AblationResult> results;
-            try { results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, seedList, rowList); }
+            try { results = Ablation.Run(o, prepared, dir, backend, Common.WithProgress, ui, interrupt.Token, seedList, rowList); }
             catch (TrainingInterruptedException e)
             {
                 // the run in flight wrote its checkpoint; the ablation resumes run by run
@@ -62,6 +60,6 @@ internal static class AblateCommand
         return cmd;
     }
 
-    private static List<string> ParseList(string? s, string option) =>
+    private static List<string> ParseList(string? s) =>
         string.IsNullOrWhiteSpace(s) ? [] : s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToList();
 }

@@ -18,7 +18,7 @@ internal static class Backends
         "cpu" => CpuBackend.Instance,
         "cuda" or "gpu" => Cuda(),
         "cuda-sim" or "sim" => Simulator(),
-        _ => throw new ArgumentException($"unknown device '{name}' ({Names})"),
+        _ => throw new UsageException($"unknown device '{name}' ({Names})"),   // the option is checked while parsing; a resumed run's options.json is not
     };
 
     private static CudaBackend? _cuda, _sim;

@@ -23,7 +23,6 @@ internal static class CompareCommand
         {
             var runA = ComparedRun.Open(p.GetValue(a)!);
             var runB = ComparedRun.Open(p.GetValue(b)!);
-            if (p.GetValue(sheet) < 0) throw new ArgumentException("--sheet must be 0 or more");
             var (rows, pairs) = RunComparison.Compare(runA, runB);
             string dir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-compare");
             Directory.CreateDirectory(dir);

@@ -6,7 +6,8 @@ using Tmca.Training;
 namespace Tmca.Cli;
 
 /// <summary>A command line that cannot work as given (a bad number, an unknown preset, options that exclude each other):
-/// found before any work starts.</summary>
+/// found before any work starts. The CLI's own checks raise this type, never <see cref="ArgumentException"/>: that one is
+/// the engine's and its libraries' precondition failing (a shape check, a bad internal argument), which is a bug.</summary>
 public sealed class UsageException(string message) : Exception(message);
 
 /// <summary>
@@ -29,16 +30,16 @@ public static class ExitCodes
     public static int For(Exception e) => e switch
     {
         TrainingInterruptedException => Interrupted,
-        UsageException or BackendUnavailableException or ArgumentException => Usage,
+        UsageException or BackendUnavailableException => Usage,
         InputFileException or InvalidDataException or System.Text.Json.JsonException
             or FileNotFoundException or DirectoryNotFoundException => BadData,
         _ => RuntimeFailure,
     };
 
     /// <summary>Exceptions the engine raises on purpose, whose message is the whole story; anything else is a bug and gets a
-    /// crash log with its stack trace.</summary>
+    /// crash log with its stack trace — an <see cref="ArgumentException"/> included (an internal check that failed).</summary>
     public static bool Expected(Exception e) => e is OutOfMemoryException or TrainingInterruptedException or UsageException or BackendUnavailableException
-        or ArgumentException or InputFileException or InvalidDataException
+        or InputFileException or InvalidDataException
         or System.Text.Json.JsonException or IOException or UnauthorizedAccessException or NotSupportedException
         or NonFiniteException or DeviceMemoryExhaustedException or Tmca.Cuda.Native.CudaException;
 }

@@ -32,10 +32,11 @@ internal static class PlanCommand
         {
             preset, config, batch, gpu, tf32, eval, json, trace, top,
         };
+        cmd.Exclusive(preset, config, "the config file gives the model size");
         cmd.SetAction(p => Common.Guard(() =>
         {
-            if (p.GetValue(preset) is not null && p.GetValue(config) is not null) throw new ArgumentException("--preset and --config: give one of them");
-            var cfg = p.GetValue(config) is { } file ? TmcaConfig.FromJson(File.ReadAllText(file)) : TmcaConfig.Preset(p.GetValue(preset) ?? "small");
+            // a config file is read and checked as `tmca train --config` reads it: a bad one is bad data, named
+            var cfg = new TrainOptions { Preset = p.GetValue(preset) ?? "small", ConfigFile = p.GetValue(config) }.ResolveConfig();
             string name = p.GetValue(config) is { } f ? Path.GetFileName(f) : p.GetValue(preset) ?? "small";
             var plan = StepPlanner.Plan(cfg, new TmcaFlags(), p.GetValue(batch), DeviceModels.Get(p.GetValue(gpu)!), p.GetValue(tf32), p.GetValue(eval), name);
             Console.Write(PlanReport.Markdown(plan, p.GetValue(top)));

@@ -28,7 +28,7 @@ internal static class PredictCommand
             string outPath = p.GetValue(outDir)!;
             if (p.GetValue(image) is { } img)
             {
-                if (p.GetValue(report) is not { } rep) throw new ArgumentException("--image needs --report \"…\" (the text that says what to segment)");
+                if (p.GetValue(report) is not { } rep) throw new UsageException("--image needs --report \"…\" (the text that says what to segment)");
                 var tok = p.GetValue(vocab) is { } v ? WordPieceTokenizer.FromVocabFile(v) : WordPieceTokenizer.CxrBert();
                 var (mask, overlay) = Predictor.PredictOne(model, img, rep, tok, outPath, ui.Warning);
                 Console.WriteLine($"mask: {mask}\noverlay: {overlay}");

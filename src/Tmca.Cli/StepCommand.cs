@@ -23,7 +23,6 @@ internal static class StepCommand
         var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device, loop };
         cmd.SetAction(p => Common.Guard(() =>
         {
-            if (p.GetValue(steps) < 1 || p.GetValue(warmup) < 0 || p.GetValue(batch) < 2) throw new ArgumentException("--steps ≥ 1, --warmup ≥ 0 and --batch ≥ 2");
             var be = Common.Backend(p.GetValue(device)!);
             Func<long>? peak = be is Tmca.Cuda.CudaBackend cuda ? () => cuda.Pool.PeakBytes : null;
             var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, devicePeak: peak, loop: p.GetValue(loop)!);

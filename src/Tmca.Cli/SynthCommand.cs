@@ -9,7 +9,7 @@ internal static class SynthCommand
     public static Command Build()
     {
         var outDir = new Option<string?>("--out") { Description = "output folder (default: the cache folder `tmca train` uses)" };
-        var size = new Option<int>("--size") { DefaultValueFactory = _ => 128 }.Positive(min: 16);
+        var size = new Option<int>("--size") { DefaultValueFactory = _ => 128 }.Positive(min: 32);   // SyntheticCxr.Generate refuses smaller images
         var train = new Option<int>("--train") { DefaultValueFactory = _ => 1200 }.Positive(min: 2);
         var val = new Option<int>("--val") { DefaultValueFactory = _ => 200 }.Positive();
         var test = new Option<int>("--test") { DefaultValueFactory = _ => 300 }.Positive();

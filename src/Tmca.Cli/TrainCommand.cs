@@ -21,7 +21,7 @@ internal static class TrainCommand
         {
             if (r.GetValueOrDefault<string?>() is not { } f) return;
             try { TmcaFlags.FromJson(f); }
-            catch (Exception e) when (e is ArgumentException or JsonException) { r.AddError($"--flags: {e.Message}"); }
+            catch (Exception e) when (e is InvalidDataException or JsonException) { r.AddError($"--flags: {e.Message}"); }
         });
         var epochs = new Option<int>("--epochs") { Description = "epochs", DefaultValueFactory = _ => 16 }.Positive();
         var steps = new Option<int?>("--steps") { Description = "stop after this many optimiser steps" }.Positive();
@@ -90,8 +90,8 @@ internal static class TrainCommand
             var prepared = PreparedData.Load(o.Data, o.Layout, cfg.ImageSize, o.Vocab, ui.Info, ui.Warning);
             Directory.CreateDirectory(runDir);
             TrainResult result;
-            using (ProcessInterrupt.Listen())
-                result = Common.WithProgress(r => Trainer.Run(o, prepared, runDir, r, backend, isResume, p.GetValue(from)!));
+            using (var interrupt = ProcessInterrupt.Listen())
+                result = Common.WithProgress(r => Trainer.Run(o, prepared, runDir, r, backend, interrupt.Token, isResume, p.GetValue(from)!));
             Console.WriteLine($"trained {result.EpochsRun} epochs ({result.Steps} steps) in {result.Seconds / 60:0.0} min; best validation Dice {result.BestValDice:0.0000} at epoch {result.BestEpoch}");
             var model = Common.LoadModel(result.BestCheckpoint, backend);
             var ev = Evaluator.Run(model, prepared.Test, Math.Max(o.BatchSize, 8));
@@ -108,9 +108,7 @@ internal static class TrainCommand
     /// <summary>One run per seed in runDir/seed-N (a seed whose run was evaluated is kept), then seeds.md and seeds.csv.</summary>
     private static int TrainSeeds(TrainOptions o, string runDir, string seedText)
     {
-        var seedList = seedText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-                               .Select(v => int.TryParse(v, out var n) ? n : throw new ArgumentException($"--seeds: '{v}' is not an integer")).ToList();
-        if (seedList.Count == 0 || seedList.Distinct().Count() != seedList.Count) throw new ArgumentException("--seeds needs one or more distinct seeds");
+        var seedList = Validation.Ints(seedText, "--seeds");
         var backend = Common.Backend(o.Device);
         var ui = Common.Reporter();
         var prepared = PreparedData.Load(o.Data, o.Layout, o.ResolveConfig().ImageSize, o.Vocab, ui.Info, ui.Warning);
@@ -133,8 +131,8 @@ internal static class TrainCommand
             TrainResult result;
             try
             {
-                using (ProcessInterrupt.Listen())
-                    result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, resume));
+                using (var interrupt = ProcessInterrupt.Listen())
+                    result = Common.WithProgress(r => Trainer.Run(so, prepared, dir, r, backend, interrupt.Token, resume));
             }
             catch (TrainingInterruptedException e)
             {

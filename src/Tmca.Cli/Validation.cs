@@ -81,6 +81,28 @@ internal static class Validation
         return o;
     }
 
+    /// <summary>The integers of a list <see cref="IntList"/> has checked while parsing; checked again here, so that a caller
+    /// that skipped the validator still gets a usage error, not a crash.</summary>
+    public static List<int> Ints(string s, string option)
+    {
+        var parts = s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var values = parts.Select(v => int.TryParse(v, out var n) ? n : throw new UsageException($"{option}: '{v}' is not an integer")).ToList();
+        if (values.Count == 0 || values.Distinct().Count() != values.Count) throw new UsageException($"{option} needs one or more distinct integers");
+        return values;
+    }
+
+    /// <summary>Comma-separated names, each one of <paramref name="allowed"/> ("full-tmca,text-guidance").</summary>
+    public static Option<string?> ListOf(this Option<string?> o, string[] allowed, string what)
+    {
+        o.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string?>() is not { } s) return;
+            var parts = s.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            if (parts.FirstOrDefault(p => !allowed.Contains(p)) is { } bad) r.AddError($"{o.Name}: unknown {what} '{bad}' (one of {string.Join(", ", allowed)})");
+        });
+        return o;
+    }
+
     /// <summary>Refuses options given together that exclude each other.</summary>
     public static void Exclusive(this Command cmd, Symbol a, Symbol b, string why)
     {

@@ -46,15 +46,15 @@ public static class Checkpoint
             var modelFlags = TmcaFlags.FromJson(flags);
             double available = f.Entries.Values.Sum(e => (double)(e.End - e.Begin)) / 4, needed = config.MinimumElements(modelFlags.Text);
             if (needed > available)
-                throw new ArgumentException($"the config describes at least {needed:N0} parameter elements, the file holds {available:N0}");
+                throw new InvalidDataException($"the config describes at least {needed:N0} parameter elements, the file holds {available:N0}");
             model = new TmcaModel(config, modelFlags, initialize: false);
         }
-        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException or OverflowException)
+        catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException or OverflowException)
         {
             throw new CheckpointException(path, $"the checkpoint's config/flags are invalid ({e.Message})", e);
         }
         try { LoadInto(model, f); }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        catch (InvalidDataException e)
         {
             throw new CheckpointException(path, e.Message.StartsWith(path) ? e.Message[(path.Length + 2)..] : e.Message, e);
         }

@@ -29,9 +29,9 @@ public static class HfCheckpoint
         var names = f.Names.ToList();
         bool isConvNext = names.Any(n => n.StartsWith("convnext.") || n.StartsWith("embeddings.patch_embeddings."));
         bool isBert = names.Any(n => n.StartsWith("bert.") || n.StartsWith("embeddings.word_embeddings."));
-        if (isConvNext == isBert) throw new ArgumentException($"{path}: neither a ConvNeXt nor a BERT checkpoint (no patch or word embeddings found)");
+        if (isConvNext == isBert) throw new InputFileException(path, $"neither a ConvNeXt nor a BERT checkpoint (no patch or word embeddings found)");
         string strip = isConvNext ? "convnext." : "bert.", target = isConvNext ? "image_encoder." : "text_encoder.";
-        if (isBert && !model.Flags.Text) throw new ArgumentException($"{path}: a BERT checkpoint, but this model has no text encoder (text = false)");
+        if (isBert && !model.Flags.Text) throw new InputFileException(path, $"a BERT checkpoint, but this model has no text encoder (text = false)");
         var report = new HfLoadReport(path, target, new(), new(), new(), new());
         var seen = new HashSet<string>();
         foreach (var name in names)

@@ -83,15 +83,16 @@ public sealed class ParameterSet
         Backend = backend;
     }
 
-    /// <summary>Replaces a parameter's values (same shape and element count); the shape mismatch error names the key.</summary>
+    /// <summary>Replaces a parameter's values (same shape and element count) with a tensor read from <paramref name="origin"/>
+    /// (a file): a mismatch is bad data (<see cref="InvalidDataException"/>) that names the file and the key.</summary>
     public void Assign(string name, Tensor source, string origin)
     {
         var p = this[name];
         if (!Shape.Equal(p.Value.Shape, source.Shape) && p.Value.Numel != source.Numel)
-            throw new ArgumentException($"{origin}: '{name}' has shape {Shape.Format(source.Shape)}, the model needs {Shape.Format(p.Value.Shape)}");
+            throw new InvalidDataException($"{origin}: '{name}' has shape {Shape.Format(source.Shape)}, the model needs {Shape.Format(p.Value.Shape)}");
         if (!Shape.Equal(p.Value.Shape, source.Shape) && !(p.Value.Numel == 1 && source.Numel == 1))
-            throw new ArgumentException($"{origin}: '{name}' has shape {Shape.Format(source.Shape)}, the model needs {Shape.Format(p.Value.Shape)}");
-        var src = source.DType == p.Value.DType ? source : source.DType.IsFloat() ? source.ToDType(p.Value.DType) : throw new ArgumentException($"{origin}: '{name}' is {source.DType}, the model needs {p.Value.DType}");
+            throw new InvalidDataException($"{origin}: '{name}' has shape {Shape.Format(source.Shape)}, the model needs {Shape.Format(p.Value.Shape)}");
+        var src = source.DType == p.Value.DType ? source : source.DType.IsFloat() ? source.ToDType(p.Value.DType) : throw new InvalidDataException($"{origin}: '{name}' is {source.DType}, the model needs {p.Value.DType}");
         p.Value.Backend.Upload(src.Backend.Download(src), p.Value);
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -46,10 +47,14 @@ public sealed record TmcaConfig
         _ => throw new ArgumentException($"unknown preset '{name}' (nano, small, tiny)"),
     };
 
-    /// <summary>Throws with the offending key when the sizes do not fit together.</summary>
+    public static bool IsPreset(string name) => name.ToLowerInvariant() is "nano" or "small" or "tiny";
+
+    /// <summary>Throws <see cref="InvalidDataException"/> with the offending key when the sizes do not fit together (a
+    /// config comes from a file or a checkpoint: its reader adds the path).</summary>
     public TmcaConfig Validated()
     {
-        void Need(bool ok, string what) { if (!ok) throw new ArgumentException($"config: {what}"); }
+        // DoesNotReturnIf: after Need(x is not null, …) the compiler knows x is not null (JSON can set an array to null)
+        void Need([DoesNotReturnIf(false)] bool ok, string what) { if (!ok) throw new InvalidDataException($"config: {what}"); }
         Need(Dims is not null && Depths is not null && TokenOuts is not null, "dims, depths and token_outs cannot be null");
         Need(Dims.Length == 4 && Depths.Length == 4, "dims and depths need 4 entries");
         Need(Dims.All(d => d > 0) && Depths.All(d => d >= 0), "dims must be positive and depths non-negative");
@@ -82,7 +87,7 @@ public sealed record TmcaConfig
 
     public string ToJson() => JsonSerializer.Serialize(this, Json.Options);
     public static TmcaConfig FromJson(string json) =>
-        (JsonSerializer.Deserialize<TmcaConfig>(json, Json.Options) ?? throw new ArgumentException("config: empty JSON")).Validated();
+        (JsonSerializer.Deserialize<TmcaConfig>(json, Json.Options) ?? throw new InvalidDataException("config: empty JSON")).Validated();
 }
 
 /// <summary>Which TMCA parts are on (spec §1), with the loss weights and initial values.</summary>
@@ -103,14 +108,15 @@ public sealed record TmcaFlags
     [JsonPropertyName("b_init")] public double BInit { get; init; } = 0;
     [JsonPropertyName("bn_momentum")] public double BnMomentum { get; init; } = 0.1;
 
-    /// <summary>The flags as the model uses them: without text, every text-dependent part is forced off.</summary>
+    /// <summary>The flags as the model uses them: without text, every text-dependent part is forced off. Flags that do not
+    /// fit (from `--flags`, a run's options.json or a checkpoint) throw <see cref="InvalidDataException"/>.</summary>
     public TmcaFlags Effective()
     {
-        if (Levels is null) throw new ArgumentException("flags: levels cannot be null");
+        if (Levels is null) throw new InvalidDataException("flags: levels cannot be null");
         if (!double.IsFinite(LambdaNce + LambdaPix + TauInit + TauMin + GammaInit + AInit + BInit + BnMomentum))
-            throw new ArgumentException("flags: every number must be finite");
-        if (Alignment is not ("target" or "global" or "none")) throw new ArgumentException($"flags: alignment '{Alignment}' is not target, global or none");
-        if (Levels.Any(l => l is < 0 or > 3) || Levels.Distinct().Count() != Levels.Length) throw new ArgumentException("flags: levels must be distinct values in 0..3");
+            throw new InvalidDataException("flags: every number must be finite");
+        if (Alignment is not ("target" or "global" or "none")) throw new InvalidDataException($"flags: alignment '{Alignment}' is not target, global or none");
+        if (Levels.Any(l => l is < 0 or > 3) || Levels.Distinct().Count() != Levels.Length) throw new InvalidDataException("flags: levels must be distinct values in 0..3");
         return Text ? this : this with { Alignment = "none", Lgte = false, PixelLoss = false };
     }
 
@@ -120,7 +126,7 @@ public sealed record TmcaFlags
 
     public string ToJson() => JsonSerializer.Serialize(this, Json.Options);
     public static TmcaFlags FromJson(string json) =>
-        (JsonSerializer.Deserialize<TmcaFlags>(json, Json.Options) ?? throw new ArgumentException("flags: empty JSON")).Effective();
+        (JsonSerializer.Deserialize<TmcaFlags>(json, Json.Options) ?? throw new InvalidDataException("flags: empty JSON")).Effective();
 }
 
 internal static class Json

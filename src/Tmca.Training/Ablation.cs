@@ -54,7 +54,7 @@ public static class Ablation
 
     public static IReadOnlyList<AblationResult> Run(TrainOptions o, PreparedData data, string outDir, IBackend backend,
                                                     Func<Func<ITrainReporter, TrainResult>, TrainResult> withProgress, ITrainReporter ui,
-                                                    IReadOnlyList<int>? seeds = null, IReadOnlyList<string>? rows = null)
+                                                    CancellationToken interrupt, IReadOnlyList<int>? seeds = null, IReadOnlyList<string>? rows = null)
     {
         seeds ??= [o.Seed];
         if (seeds.Count == 0 || seeds.Distinct().Count() != seeds.Count) throw new ArgumentException("--seeds needs distinct seeds");
@@ -68,7 +68,7 @@ public static class Ablation
             foreach (int seed in seeds)
             {
                 string runDir = Path.Combine(outDir, row.Slug, $"seed-{seed}");
-                var (run, control, f) = RunOne(row, seed, o, data, runDir, backend, withProgress, ui);
+                var (run, control, f) = RunOne(row, seed, o, data, runDir, backend, withProgress, ui, interrupt);
                 runs.Add(run);
                 if (control is not null) shuffled.Add(control);
                 flags = f;
@@ -81,7 +81,8 @@ public static class Ablation
     }
 
     private static (AblationRun Run, AblationRun? Control, string Flags) RunOne(AblationRow row, int seed, TrainOptions o, PreparedData data, string runDir, IBackend backend,
-                                                                               Func<Func<ITrainReporter, TrainResult>, TrainResult> withProgress, ITrainReporter ui)
+                                                                               Func<Func<ITrainReporter, TrainResult>, TrainResult> withProgress, ITrainReporter ui,
+                                                                               CancellationToken interrupt)
     {
         string done = Path.Combine(runDir, "done.json");
         bool full = row.Slug == "full-tmca";
@@ -97,7 +98,7 @@ public static class Ablation
         ui.Info($"── {row.Name}, seed {seed} ──");
         bool resume = Trainer.PrepareRunFolder(runDir);
         var opts = o with { Flags = row.Flags, Patience = 0, Seed = seed };
-        var tr = withProgress(r => Trainer.Run(opts, data, runDir, r, backend, resume));
+        var tr = withProgress(r => Trainer.Run(opts, data, runDir, r, backend, interrupt, resume));
         var model = Checkpoint.Load(tr.BestCheckpoint, backend);
         var ev = Evaluator.Run(model, data.Test, Math.Max(o.BatchSize, 8));
         Evaluator.Write(ev, Path.Combine(runDir, "eval-test"), row.Name, tr.BestCheckpoint);

@@ -11,11 +11,9 @@ public static class ProcessInterrupt
 {
     private static CancellationTokenSource _source = new();
 
-    /// <summary>Cancelled by the first SIGINT/SIGTERM while <see cref="Listen"/> is active.</summary>
-    public static CancellationToken Token => _source.Token;
-
-    /// <summary>Catches SIGINT and SIGTERM until disposed.</summary>
-    public static IDisposable Listen()
+    /// <summary>Catches SIGINT and SIGTERM until disposed; its <see cref="Listening.Token"/> is cancelled by the first one
+    /// (pass it to <see cref="Trainer.Run"/>).</summary>
+    public static Listening Listen()
     {
         _source = new CancellationTokenSource();
         void Handler(PosixSignalContext ctx)
@@ -27,14 +25,17 @@ public static class ProcessInterrupt
             Tmca.Engine.FaultPoints.Release();   // a test holding the run at a fault point lets it reach the next step
         }
         var regs = new[] { PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler) };
-        return new Registrations(regs);
+        return new Listening(regs, _source.Token);
     }
 
     /// <summary>Tests: behave as if a signal had arrived.</summary>
     public static void Request() => _source.Cancel();
 
-    private sealed class Registrations(PosixSignalRegistration[] regs) : IDisposable
+    public sealed class Listening(PosixSignalRegistration[] regs, CancellationToken token) : IDisposable
     {
+        /// <summary>Cancelled by the first SIGINT/SIGTERM while this listens.</summary>
+        public CancellationToken Token { get; } = token;
+
         public void Dispose() { foreach (var r in regs) r.Dispose(); _source = new CancellationTokenSource(); }
     }
 }

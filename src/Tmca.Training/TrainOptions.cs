@@ -39,7 +39,7 @@ public sealed record TrainOptions
     {
         if (ConfigFile is null) return TmcaConfig.Preset(Preset);
         try { return TmcaConfig.FromJson(StrictText.Read(ConfigFile, 1 << 20, "config file")); }
-        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException)
         {
             throw new InputFileException(ConfigFile, e.Message, e);
         }
@@ -56,10 +56,10 @@ public sealed record TrainOptions
                 || !double.IsFinite(o.Lr) || o.Lr <= 0 || !double.IsFinite(o.WeightDecay))
                 throw new InputFileException(path, "not a valid run options file (a value is missing or out of range)");
             o.Flags.Effective();
-            if (o.ConfigFile is null) TmcaConfig.Preset(o.Preset);
+            if (o.ConfigFile is null && !TmcaConfig.IsPreset(o.Preset)) throw new InputFileException(path, $"unknown preset '{o.Preset}' (nano, small, tiny)");
             return o;
         }
-        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException)
+        catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException)
         {
             throw new InputFileException(path, $"not a valid run options file ({e.Message})", e);
         }

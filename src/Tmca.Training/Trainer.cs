@@ -22,53 +22,18 @@ public static class Trainer
     /// batch, not for a run whose every step diverges.</summary>
     public const int MaxConsecutiveSkips = 20;
 
+    /// <param name="interrupt">Ctrl-C/SIGTERM (the CLI passes <see cref="ProcessInterrupt.Listen"/>'s token, a test its
+    /// own): once cancelled, the run writes a resumable checkpoint after the step in flight and throws
+    /// <see cref="TrainingInterruptedException"/>.</param>
+    /// <param name="resume">Continue the run folder from its checkpoint (one that stopped before its first checkpoint starts
+    /// again).</param>
     /// <param name="resumeFrom">"last" or "previous": the run's checkpoint to continue from.</param>
-    /// <param name="interrupt">Cancelled by Ctrl-C/SIGTERM (default: <see cref="ProcessInterrupt.Token"/>): the run writes a
-    /// resumable checkpoint after the step in flight and throws <see cref="TrainingInterruptedException"/>.</param>
-    public static TrainResult Run(TrainOptions o, PreparedData data, string runDir, ITrainReporter ui, IBackend backend, bool resume = false,
-                                  string resumeFrom = "last", CancellationToken interrupt = default)
+    public static TrainResult Run(TrainOptions o, PreparedData data, string runDir, ITrainReporter ui, IBackend backend, CancellationToken interrupt,
+                                  bool resume = false, string resumeFrom = "last")
     {
-        if (interrupt == default) interrupt = ProcessInterrupt.Token;
         string ckptDir = Path.Combine(runDir, "checkpoints"), best = Path.Combine(ckptDir, TrainingCheckpoint.Best);
-        TmcaModel model;
-        AdamW opt;
-        TrainState state;
         var log = new RunLog(runDir);
-        if (resume)
-        {
-            foreach (var line in TrainingCheckpoint.Recover(runDir)) ui.Info(line);
-            if (!File.Exists(Path.Combine(ckptDir, TrainingCheckpoint.Last)) && !File.Exists(Path.Combine(ckptDir, TrainingCheckpoint.Previous)))
-            {
-                // Stopped before its first checkpoint: starting again is what an uninterrupted run would have done.
-                ui.Info($"{runDir} has no checkpoint yet (the run stopped during its first epoch): starting it again from the beginning");
-                foreach (var f in new[] { log.StepsPath, log.EpochsPath }) File.Delete(f);
-                if (Directory.Exists(ckptDir)) Directory.Delete(ckptDir, recursive: true);
-                return Run(o, data, runDir, ui, backend, resume: false, interrupt: interrupt);
-            }
-            var (m, st, optState) = TrainingCheckpoint.LoadForResume(runDir, resumeFrom);
-            model = m;
-            model.To(backend);
-            opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
-            try { opt.LoadState(optState, st.OptimizerStep); }
-            catch (InvalidDataException e) { throw new CheckpointException(Path.Combine(ckptDir, resumeFrom + ".safetensors"), e.Message, e); }
-            state = st;
-            log.TruncateAfter(st.Epoch, st.Step);
-            ui.Info(st.StepInEpoch > 0
-                ? $"resuming {runDir} inside epoch {st.Epoch + 1} (step {st.Step}, {st.StepInEpoch} of its steps done)"
-                : $"resuming {runDir} after epoch {st.Epoch} (step {st.Step}, best validation Dice {st.BestValDice:0.0000} at epoch {st.BestEpoch})");
-        }
-        else
-        {
-            Directory.CreateDirectory(ckptDir);
-            model = new TmcaModel(o.ResolveConfig(), o.Flags, seed: o.Seed);
-            if (o.ImageWeights is not null) ui.Info(HfCheckpoint.Load(model, o.ImageWeights).ToString());
-            if (o.TextWeights is not null) ui.Info(HfCheckpoint.Load(model, o.TextWeights).ToString());
-            model.To(backend);
-            opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
-            state = new TrainState(0, 0, 0, new Xoshiro((ulong)o.Seed).State, -1, 0, 0);
-            AtomicFile.WriteAllText(Path.Combine(runDir, "options.json"), JsonSerializer.Serialize(o, new JsonSerializerOptions { WriteIndented = true }));
-            ui.Info($"model: {model.Params.TrainableCount:N0} parameters ({(o.ConfigFile ?? o.Preset)}, {model.Config.ImageSize} px), flags {model.Flags.ToJson()}");
-        }
+        var (model, opt, state) = (resume ? Resume(o, runDir, ui, backend, resumeFrom, log) : null) ?? Begin(o, runDir, ui, backend);
 
         var rng = Xoshiro.FromState(state.Rng);
         var schedule = new CosineSchedule(o.Lr, o.Epochs);
@@ -80,26 +45,28 @@ public static class Trainer
         var clock = Stopwatch.StartNew();
         bool stoppedEarly = false;
         int epoch = state.Epoch;
-        bool midEpoch = state.StepInEpoch > 0;
+        // A checkpoint written inside an epoch continues that epoch where it stopped; every later epoch starts at its beginning.
+        var partial = state.StepInEpoch > 0 ? new EpochSoFar(state.EpochRng!, state.StepInEpoch, state.EpochLossSum, state.EpochDiceSum) : null;
         while (epoch < o.Epochs && !(o.MaxSteps is { } cap && step >= cap))
         {
             epoch++;
             opt.Lr = schedule.At(epoch - 1);
+            // The epoch's order comes from the RNG state at its start; a mid-epoch checkpoint keeps that state to rebuild it
+            // (the run's own RNG has moved on since, and continues from where it stood).
             var order = Enumerable.Range(0, n).ToList();
-            // The epoch's order comes from the RNG state at its start; a mid-epoch checkpoint keeps that state to rebuild it.
-            string epochRng = midEpoch ? state.EpochRng! : rng.State;
-            (midEpoch ? Xoshiro.FromState(epochRng) : rng).Shuffle(order);
+            var at = partial ?? new EpochSoFar(rng.State, 0, 0, 0);
+            (partial is null ? rng : Xoshiro.FromState(at.Rng)).Shuffle(order);
+            partial = null;
             ui.BeginEpoch(epoch, o.Epochs, stepsPerEpoch);
             var epochClock = Stopwatch.StartNew();
-            double lossSum = midEpoch ? state.EpochLossSum : 0, diceSum = midEpoch ? state.EpochDiceSum : 0;
-            int s = midEpoch ? state.StepInEpoch : 0;
-            midEpoch = false;
+            double lossSum = at.LossSum, diceSum = at.DiceSum;
+            int s = at.Steps;
             for (; s < stepsPerEpoch && !(o.MaxSteps is { } c && step >= c); s++)
             {
                 if (interrupt.IsCancellationRequested)
-                    Interrupted(runDir, model, opt, o, state with
+                    throw Interrupted(runDir, model, opt, o, state with
                     {
-                        Step = step, OptimizerStep = opt.Step, Rng = rng.State, StepInEpoch = s, EpochRng = epochRng,
+                        Step = step, OptimizerStep = opt.Step, Rng = rng.State, StepInEpoch = s, EpochRng = at.Rng,
                         EpochLossSum = lossSum, EpochDiceSum = diceSum, SkippedSteps = skipped,
                     });
                 if (s > 0) FaultPoints.Reach("between-steps");
@@ -154,13 +121,57 @@ public static class Trainer
         return new TrainResult(runDir, best, state.BestValDice, state.BestEpoch, epoch, step, clock.Elapsed.TotalSeconds, stoppedEarly);
     }
 
-    /// <summary>Writes the mid-epoch checkpoint of an interrupted run and stops it.</summary>
-    private static void Interrupted(string runDir, TmcaModel model, AdamW opt, TrainOptions o, TrainState at)
+    /// <summary>Where an epoch starts: the RNG state its order is shuffled from, and the steps, loss and Dice sums it
+    /// already has (all zero unless a mid-epoch checkpoint is being continued).</summary>
+    private sealed record EpochSoFar(string Rng, int Steps, double LossSum, double DiceSum);
+
+    /// <summary>A new run: the seeded model (with any pretrained weights), a fresh optimiser, options.json written.</summary>
+    private static (TmcaModel, AdamW, TrainState) Begin(TrainOptions o, string runDir, ITrainReporter ui, IBackend backend)
+    {
+        Directory.CreateDirectory(Path.Combine(runDir, "checkpoints"));
+        var model = new TmcaModel(o.ResolveConfig(), o.Flags, seed: o.Seed);
+        if (o.ImageWeights is not null) ui.Info(HfCheckpoint.Load(model, o.ImageWeights).ToString());
+        if (o.TextWeights is not null) ui.Info(HfCheckpoint.Load(model, o.TextWeights).ToString());
+        model.To(backend);
+        var opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
+        var state = new TrainState(0, 0, 0, new Xoshiro((ulong)o.Seed).State, -1, 0, 0);
+        AtomicFile.WriteAllText(Path.Combine(runDir, "options.json"), JsonSerializer.Serialize(o, new JsonSerializerOptions { WriteIndented = true }));
+        ui.Info($"model: {model.Params.TrainableCount:N0} parameters ({(o.ConfigFile ?? o.Preset)}, {model.Config.ImageSize} px), flags {model.Flags.ToJson()}");
+        return (model, opt, state);
+    }
+
+    /// <summary>A run continued from its checkpoint (the log cut back to it); null when it stopped before its first
+    /// checkpoint — its leftovers are removed, and starting again is what an uninterrupted run would have done.</summary>
+    private static (TmcaModel, AdamW, TrainState)? Resume(TrainOptions o, string runDir, ITrainReporter ui, IBackend backend, string resumeFrom, RunLog log)
+    {
+        string ckptDir = Path.Combine(runDir, "checkpoints");
+        foreach (var line in TrainingCheckpoint.Recover(runDir)) ui.Info(line);
+        if (!File.Exists(Path.Combine(ckptDir, TrainingCheckpoint.Last)) && !File.Exists(Path.Combine(ckptDir, TrainingCheckpoint.Previous)))
+        {
+            ui.Info($"{runDir} has no checkpoint yet (the run stopped during its first epoch): starting it again from the beginning");
+            foreach (var f in new[] { log.StepsPath, log.EpochsPath }) File.Delete(f);
+            if (Directory.Exists(ckptDir)) Directory.Delete(ckptDir, recursive: true);
+            return null;
+        }
+        var (model, st, optState) = TrainingCheckpoint.LoadForResume(runDir, resumeFrom);
+        model.To(backend);
+        var opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
+        try { opt.LoadState(optState, st.OptimizerStep); }
+        catch (InvalidDataException e) { throw new CheckpointException(Path.Combine(ckptDir, resumeFrom + ".safetensors"), e.Message, e); }
+        log.TruncateAfter(st.Epoch, st.Step);
+        ui.Info(st.StepInEpoch > 0
+            ? $"resuming {runDir} inside epoch {st.Epoch + 1} (step {st.Step}, {st.StepInEpoch} of its steps done)"
+            : $"resuming {runDir} after epoch {st.Epoch} (step {st.Step}, best validation Dice {st.BestValDice:0.0000} at epoch {st.BestEpoch})");
+        return (model, opt, st);
+    }
+
+    /// <summary>Writes the mid-epoch checkpoint of an interrupted run; returns the exception that stops it.</summary>
+    private static TrainingInterruptedException Interrupted(string runDir, TmcaModel model, AdamW opt, TrainOptions o, TrainState at)
     {
         // At an epoch's first step the run stands on the epoch boundary: the RNG state before the shuffle is the state.
         if (at.StepInEpoch == 0) at = at with { Rng = at.EpochRng!, EpochRng = null };
         TrainingCheckpoint.Save(Path.Combine(runDir, "checkpoints"), model, opt, at, o);
-        throw new TrainingInterruptedException(runDir, $"interrupted at step {at.Step} (epoch {at.Epoch + 1}, {at.StepInEpoch} of its steps done); checkpoint written");
+        return new TrainingInterruptedException(runDir, $"interrupted at step {at.Step} (epoch {at.Epoch + 1}, {at.StepInEpoch} of its steps done); checkpoint written");
     }
 
     /// <summary>JSON has no NaN or Inf: null stands for them (and for the loss terms the flags turn off).</summary>

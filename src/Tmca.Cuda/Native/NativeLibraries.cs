@@ -22,8 +22,13 @@ public static class NativeLibraries
 
     private static readonly Dictionary<string, (nint Handle, string? Path, string Reason)> Loaded = new();
 
+    // CA2255 warns that module initializers are for applications: this one is on purpose. The resolver must be in place
+    // before the first [LibraryImport] call from this assembly, whichever type makes it, and a library has no Main to
+    // register it from; SetDllImportResolver affects this assembly only.
+#pragma warning disable CA2255
     [ModuleInitializer]
     internal static void Register() => NativeLibrary.SetDllImportResolver(typeof(NativeLibraries).Assembly, Resolve);
+#pragma warning restore CA2255
 
     private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? path) => name switch
     {

@@ -43,6 +43,10 @@ public class CliValidationTests : IDisposable
         { "ablate resume without out", ["ablate", "--resume"], "--resume needs --out" },
         { "negative sheet", ["compare", "@dir", "@dir", "--sheet", "-1"], "--sheet must be at least 0" },
         { "vocab missing", ["train", "--vocab", "@missing.txt"], "@missing.txt not found" },
+        // checked while parsing now, naming the option (the generator's own check named no option)
+        { "synthetic images too small", ["synth", "--size", "16", "--out", "@synth"], "--size must be at least 32, not 16" },
+        { "plan config and preset", ["plan", "--config", "@cfg", "--preset", "nano"], "--preset and --config cannot be used together" },
+        { "unknown ablation row", ["ablate", "--rows", "full-tmca,nope", "--out", "@abl"], "--rows: unknown ablation row 'nope'" },
     };
 
     [Theory, MemberData(nameof(UsageErrors))]
@@ -64,7 +68,64 @@ public class CliValidationTests : IDisposable
         Assert.Single(err.Trim().Split('\n'));
         Assert.StartsWith("error: ", err);
         Assert.Contains(System.Text.RegularExpressions.Regex.Replace(expected, @"@([\w.-]+)", m => _d[m.Groups[1].Value]), err);
+        Assert.DoesNotContain("crash", err);   // a usage error is not a bug: no crash log
         Assert.False(Directory.Exists(_d["out"]));
+        Assert.False(Directory.Exists(_d["synth"]));
+        Assert.False(Directory.Exists(_d["abl"]));
+    }
+
+    /// <summary>An <see cref="ArgumentException"/> is an internal check failing (here the engine's shape check, reached as
+    /// any command reaches it, inside <see cref="Common.Guard"/>): a bug, so exit 1 and a crash log — never exit 2,
+    /// which would tell the user to fix a command line that was fine.</summary>
+    [Fact]
+    public void AFailedEngineShapeCheckIsABugWithACrashLogNotAUsageError()
+    {
+        var err = new StringWriter();
+        var prev = Console.Error;
+        Console.SetError(err);
+        int code;
+        try
+        {
+            code = Common.Guard(() =>
+            {
+                var x = Tmca.Engine.Tensor.Zeros([4, 5]);
+                Tmca.Engine.CpuBackend.Instance.Permute(x, [0, 0], Tmca.Engine.Tensor.Zeros([4, 5]), accumulate: false);
+                return 0;
+            });
+        }
+        finally { Console.SetError(prev); }
+        Assert.Equal(ExitCodes.RuntimeFailure, code);
+        Assert.Single(err.ToString().Trim().Split('\n'));
+        var m = System.Text.RegularExpressions.Regex.Match(err.ToString(), @"^error: internal error \(ArgumentException: permute: \[0,0\] is not a permutation\); stack trace in (\S+tmca-crash-\S+\.log)");
+        Assert.True(m.Success, err.ToString());
+        Assert.Contains("BackendChecks.Permute", File.ReadAllText(m.Groups[1].Value));
+        File.Delete(m.Groups[1].Value);
+    }
+
+    [Fact]
+    public void OnlyTheCliUsageTypeMeansFixTheCommandLine()
+    {
+        Assert.Equal(ExitCodes.Usage, ExitCodes.For(new UsageException("--x must be 1")));
+        Assert.True(ExitCodes.Expected(new UsageException("--x must be 1")));
+        Assert.Equal(ExitCodes.Usage, ExitCodes.For(new BackendUnavailableException("no GPU")));
+        foreach (var bug in new Exception[] { new ArgumentException("shape"), new ArgumentOutOfRangeException("i"), new ArgumentNullException("t") })
+        {
+            Assert.Equal(ExitCodes.RuntimeFailure, ExitCodes.For(bug));
+            Assert.False(ExitCodes.Expected(bug), bug.GetType().Name);
+        }
+        Assert.Equal(ExitCodes.BadData, ExitCodes.For(new InvalidDataException("config: dims")));
+    }
+
+    /// <summary>`tmca plan --config` reads the file as `tmca train --config` does: a config that does not fit is bad data
+    /// naming the file (it was exit 2, "fix the command line").</summary>
+    [Fact]
+    public void APlanWithABadConfigFileIsBadDataNamingTheFile()
+    {
+        File.WriteAllText(_d["bad.json"], "{\"dims\": [8, 16, 16], \"depths\": [1, 1, 1, 1]}");
+        var (code, err) = Cli.Run("plan", "--config", _d["bad.json"]);
+        Assert.Equal(ExitCodes.BadData, code);
+        Assert.StartsWith($"error: {_d["bad.json"]}: config: dims and depths need 4 entries", err);
+        Assert.Single(err.Trim().Split('\n'));
     }
 
     /// <summary>A bug (an exception the engine never throws on purpose) is still one line, exit code 1, and its stack

@@ -17,7 +17,7 @@ public class DeviceCheckRehearsalTests : IDisposable
     public void Dispose() => _d.Dispose();
 
     [Fact]
-    public void ASmallBudgetEndsPartialWithACompleteReport()
+    public async Task ASmallBudgetEndsPartialWithACompleteReport()
     {
         Device.Require();   // the rehearsal runs on the simulator (CI has it)
         const int budget = 20;
@@ -31,12 +31,12 @@ public class DeviceCheckRehearsalTests : IDisposable
         psi.Environment["OUT"] = outDir;
         var sw = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
+        var stderr = p.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
         Assert.True(p.WaitForExit(TimeSpan.FromSeconds(budget + 30)), "the rehearsal outlived its budget");
         sw.Stop();
         string report = File.ReadAllText(Path.Combine(outDir, "report.md"));
-        Assert.True(p.ExitCode == 3, $"exit {p.ExitCode}\n{stdout.Result}\n{stderr.Result}\n{report}");
+        Assert.True(p.ExitCode == 3, $"exit {p.ExitCode}\n{await stdout}\n{await stderr}\n{report}");
         Assert.True(sw.Elapsed.TotalSeconds <= budget + 2, $"{sw.Elapsed.TotalSeconds:0} s for a {budget} s budget");
 
         Assert.StartsWith("# Tmca.Native device check", report);

@@ -44,8 +44,8 @@ public class TrainingTests
         var device = Tmca.Tests.Cuda.Device.Require();
         using var d = new TempDir();
         var o = Options(d["opts"], 1) with { MaxSteps = 4 };
-        Trainer.Run(o, Data.Value, d["cpu"], new SilentReporter(), CpuBackend.Instance);
-        var r = Trainer.Run(o, Data.Value, d["cuda"], new SilentReporter(), device);
+        Trainer.Run(o, Data.Value, d["cpu"], new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
+        var r = Trainer.Run(o, Data.Value, d["cuda"], new SilentReporter(), device, TestContext.Current.CancellationToken);
         double[] Losses(string run, string key) => File.ReadAllLines(Path.Combine(run, "steps.jsonl"))
             .Select(l => JsonDocument.Parse(l).RootElement.GetProperty(key).GetDouble()).ToArray();
         foreach (var key in new[] { "loss", "bce", "dice_loss", "nce", "pix" })
@@ -68,14 +68,14 @@ public class TrainingTests
     public void SeededRunsAreDeterministicAndResumeContinuesExactly()
     {
         using var d = new TempDir();
-        var straight = Trainer.Run(Options(d["a"], 3), Data.Value, d["a"], new SilentReporter(), CpuBackend.Instance);
-        var again = Trainer.Run(Options(d["b"], 3), Data.Value, d["b"], new SilentReporter(), CpuBackend.Instance);
+        var straight = Trainer.Run(Options(d["a"], 3), Data.Value, d["a"], new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
+        var again = Trainer.Run(Options(d["b"], 3), Data.Value, d["b"], new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
         var first = Tensors(Path.Combine(d["a"], "checkpoints", "last.safetensors"));
         Assert.Equal(first, Tensors(Path.Combine(d["b"], "checkpoints", "last.safetensors")));      // bit-identical
 
         // 1 epoch, then resume to 3: the same checkpoint as 3 epochs straight (model, optimiser moments, RNG state)
-        Trainer.Run(Options(d["c"], 1), Data.Value, d["c"], new SilentReporter(), CpuBackend.Instance);
-        var resumed = Trainer.Run(Options(d["c"], 3), Data.Value, d["c"], new SilentReporter(), CpuBackend.Instance, resume: true);
+        Trainer.Run(Options(d["c"], 1), Data.Value, d["c"], new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
+        var resumed = Trainer.Run(Options(d["c"], 3), Data.Value, d["c"], new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken, resume: true);
         Assert.Equal(straight.Steps, resumed.Steps);
         var res = Tensors(Path.Combine(d["c"], "checkpoints", "last.safetensors"));
         Assert.Equal(first.Keys.Order(), res.Keys.Order());
@@ -86,11 +86,41 @@ public class TrainingTests
         Assert.Empty(Directory.GetFiles(d.Path, "*.tmp", SearchOption.AllDirectories));
     }
 
+    /// <summary>The interrupt token is what Ctrl-C cancels in the CLI: cancelled inside an epoch, the run writes a
+    /// mid-epoch checkpoint and stops; the resumed run ends bit-identical to one never interrupted.</summary>
+    [Fact]
+    public void ACancelledInterruptTokenWritesACheckpointThatResumesExactly()
+    {
+        using var d = new TempDir();
+        Trainer.Run(Options(d["a"], 2), Data.Value, d["a"], new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
+        using var ctrlC = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        var e = Assert.Throws<TrainingInterruptedException>(() =>
+            Trainer.Run(Options(d["b"], 2), Data.Value, d["b"], new CancelAfter(epoch: 2, step: 1, ctrlC), CpuBackend.Instance, ctrlC.Token));
+        Assert.Contains("interrupted at step 4 (epoch 2, 1 of its steps done); checkpoint written", e.Message);
+        var resumed = Trainer.Run(Options(d["b"], 2), Data.Value, d["b"], new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken, resume: true);
+        Assert.Equal(6, resumed.Steps);
+        var straight = Tensors(Path.Combine(d["a"], "checkpoints", "last.safetensors"));
+        var res = Tensors(Path.Combine(d["b"], "checkpoints", "last.safetensors"));
+        Assert.Equal(straight.Keys.Order(), res.Keys.Order());
+        foreach (var k in straight.Keys) Assert.Equal(straight[k], res[k]);
+        Assert.Equal(File.ReadAllLines(Path.Combine(d["a"], "steps.jsonl")).Length, File.ReadAllLines(Path.Combine(d["b"], "steps.jsonl")).Length);
+    }
+
+    /// <summary>Presses Ctrl-C once the given step of the given epoch has finished.</summary>
+    private sealed class CancelAfter(int epoch, int step, CancellationTokenSource ctrlC) : ITrainReporter
+    {
+        public void Info(string text) { }
+        public void Warning(string text) { }
+        public void BeginEpoch(int e, int epochs, int steps) { }
+        public void Step(int e, int s, int n, double loss, double dice, double ips, TimeSpan eta) { if (e == epoch && s == step) ctrlC.Cancel(); }
+        public void EndEpoch(int e, double valDice, double micro, bool best, double seconds) { }
+    }
+
     [Fact]
     public void CheckpointsHoldEverythingAResumeNeeds()
     {
         using var d = new TempDir();
-        Trainer.Run(Options(d.Path, 1), Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance);
+        Trainer.Run(Options(d.Path, 1), Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
         var f = SafetensorsFile.Open(Path.Combine(d.Path, "checkpoints", "last.safetensors"));
         var state = JsonSerializer.Deserialize<TrainState>(f.Metadata["train_state"])!;
         Assert.Equal(1, state.Epoch);
@@ -108,7 +138,7 @@ public class TrainingTests
     {
         using var d = new TempDir();
         // lr 0 never improves after the first epoch, so patience 1 stops at epoch 2
-        var r = Trainer.Run(Options(d.Path, 10, patience: 1) with { Lr = 0 }, Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance);
+        var r = Trainer.Run(Options(d.Path, 10, patience: 1) with { Lr = 0 }, Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
         Assert.True(r.StoppedEarly);
         Assert.Equal(2, r.EpochsRun);
         Assert.Equal(1, r.BestEpoch);
@@ -118,7 +148,7 @@ public class TrainingTests
     public void EvalWritesBothProtocolsAndPredictWritesMasksAndOverlays()
     {
         using var d = new TempDir();
-        var r = Trainer.Run(Options(d.Path, 1), Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance);
+        var r = Trainer.Run(Options(d.Path, 1), Data.Value, d.Path, new SilentReporter(), CpuBackend.Instance, TestContext.Current.CancellationToken);
         var model = Checkpoint.Load(r.BestCheckpoint);
         var ev = Evaluator.Run(model, Data.Value.Test, 4);
         Evaluator.Write(ev, d["eval"], "tiny");
@@ -142,7 +172,7 @@ public class TrainingTests
     {
         using var d = new TempDir();
         var o = Options(d.Path, 1);
-        var results = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => f(new SilentReporter()), new SilentReporter());
+        var results = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => f(new SilentReporter()), new SilentReporter(), TestContext.Current.CancellationToken);
         Assert.Equal(["image only", "text guidance (GuideDecoder base)", "+ global contrastive alignment", "+ target-sensitive distance", "+ multi-level", "+ LGTE (full TMCA)", "shuffled-text control"],
                      results.Select(r => r.Name));
         var md = File.ReadAllText(d["ablate/ablation.md"]);
@@ -185,7 +215,7 @@ public class TrainingTests
         var o = Options(d.Path, 1) with { MaxSteps = 2 };
         int[] seeds = [5, 6];
         string[] rows = ["text-guidance", "full-tmca"];
-        var results = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => f(new SilentReporter()), new SilentReporter(), seeds, rows);
+        var results = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => f(new SilentReporter()), new SilentReporter(), TestContext.Current.CancellationToken, seeds, rows);
         Assert.Equal(["text guidance (GuideDecoder base)", "+ LGTE (full TMCA)", "shuffled-text control"], results.Select(r => r.Name));
         Assert.All(results, r => Assert.Equal(seeds, r.Runs.Select(x => x.Seed)));
         var full = results[1];
@@ -200,7 +230,7 @@ public class TrainingTests
         Assert.Contains(" ± ", File.ReadAllText(d["ablate/ablation.md"]));
         // again: every run is found done, nothing is trained, the results are the same
         var stamp = File.GetLastWriteTimeUtc(d["ablate/full-tmca/seed-5/checkpoints/best.safetensors"]);
-        var again = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => throw new InvalidOperationException("nothing should train"), new SilentReporter(), seeds, rows);
+        var again = Ablation.Run(o, Data.Value, d["ablate"], CpuBackend.Instance, f => throw new InvalidOperationException("nothing should train"), new SilentReporter(), TestContext.Current.CancellationToken, seeds, rows);
         Assert.Equal(results.Select(r => r.Mean(x => x.Test.DicePerImage)), again.Select(r => r.Mean(x => x.Test.DicePerImage)));
         Assert.Equal(stamp, File.GetLastWriteTimeUtc(d["ablate/full-tmca/seed-5/checkpoints/best.safetensors"]));
         Assert.Throws<ArgumentException>(() => Ablation.Select(new TmcaFlags(), ["no-such-row"]));
