@@ -5,8 +5,9 @@ namespace Tmca.Cuda;
 
 // Convolutions: kernels/conv.cu (one implicit GEMM, an index map per direction) and kernels/depthwise.cu (direct,
 // shared-memory tiles); CPU reference Tmca.Engine/Cpu/Conv.cs. Which path runs:
-//   1×1, stride 1, no padding, one group (ConvNeXt's pointwise MLPs, the head): strided-batched GEMMs through the
-//     device's GEMM (cuBLAS; TF32 tensor cores in TF32 mode), FP32 and TF32 alike;
+//   1×1, stride 1, no padding, one group (ConvNeXt's pointwise MLPs, the head) in TF32 mode: strided-batched GEMMs
+//     through the device's GEMM (cuBLAS on TF32 tensor cores); in FP32 mode they stay on the FP32 SIMT implicit GEMM
+//     (the FP32 path is the reference path and does not change with TF32 work);
 //   other dense, grouped and transposed convolutions: the implicit GEMM on TF32 tensor cores (mma.sync) in TF32
 //     mode on sm_80+, the FP32 SIMT implicit GEMM otherwise;
 //   depthwise (groups = C = O, stride 1, odd k ≤ 7, "same" padding): depthwise.cu in both modes.
@@ -65,7 +66,7 @@ public sealed partial class CudaBackend
             Launch(ref d, DepthwiseGrid(g), g.ToString());
             return;
         }
-        if (Pointwise(g)) { PointwiseForward(g, x, w, b, y); return; }
+        if (Tf32 && Pointwise(g)) { PointwiseForward(g, x, w, b, y); return; }
         var a = new KernelArgs(TensorCoreConv ? K.Conv2dForwardTf32 : K.Conv2dForward);
         a.Struct(g).Ptr(x).Ptr(w).Ptr(b).Ptr(y);
         Launch(ref a, GemmGrid(g.O / g.Groups, (long)g.B * g.Ho * g.Wo, g.Groups), g.ToString());
@@ -88,7 +89,7 @@ public sealed partial class CudaBackend
         BackendChecks.Count(gx, x.Numel, "conv2d input gradient"); BackendChecks.Count(gw, w.Numel, "conv2d weight gradient"); BackendChecks.Count(gb, g.O, "conv2d bias gradient");
         if (gy.Numel == 0) return;
         bool direct = DirectDepthwise(g);
-        if (Pointwise(g))
+        if (Tf32 && Pointwise(g))
         {
             PointwiseBackward(g, x, w, gy, gx, gw);
             if (gb is not null) BiasGradient(gy, gb, g.B, g.O, (long)g.Ho * g.Wo);

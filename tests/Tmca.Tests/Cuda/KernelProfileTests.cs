@@ -24,6 +24,9 @@ public class KernelProfileTests
         var off = rows.Where(r => r.UniqueOverDeclared is not { } u || Math.Abs(u - 1) > 0.10).Select(r => $"{r.Kernel}: {r.UniqueBytes} touched, {r.DeclaredBytes} declared").ToList();
         Assert.True(off.Count == 0, "declared bytes differ from the measured unique bytes by more than 10 %:\n" + string.Join("\n", off));
         Assert.All(rows, r => Assert.Equal(0, r.Races));
+        // the TF32 tensor-core convolutions are in the lab, forward and backward
+        foreach (var k in new[] { "conv2d_forward_tf32", "conv2d_backward_data_tf32", "conv2d_backward_weight_tf32", "conv_transpose2d_forward_tf32" })
+            Assert.Contains(rows, r => r.Kernel == k);
         if (Nvrtc.TryLoad(out _) is null)
         {
             if (Device.InCi) Assert.Fail("CI must have NVRTC for kernel resources");
