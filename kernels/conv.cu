@@ -9,7 +9,10 @@
 struct ConvGeom { int B, C, H, W, O, kh, kw, Ho, Wo, stride, pad, groups; };
 
 // 64×64 outputs per block of 256 threads (a 16×16 grid of 4×4 micro-tiles), K in steps of 16 through shared
-// memory. grid: (ceil(N/64), ceil(M/64), groups·splits). With splits > 1 each block sums one slice of K and the
+// memory. Thread (tx, ty) owns rows ty·4 + i and columns tx + 16·j: a warp's 16 tx lanes then store 16 consecutive
+// columns (n is the pixel index in the forward maps, so 64 contiguous bytes of y) and read 16 consecutive Bs words,
+// where columns tx·4 + j made every store a 16-byte-strided scatter (15–32 sectors a request) and the Bs reads
+// two-way bank conflicts. Each output is the same sum in the same k order either way. grid: (ceil(N/64), ceil(M/64), groups·splits). With splits > 1 each block sums one slice of K and the
 // map stores a partial (weight gradients: K = B·Ho·Wo is long, M·N small); a second kernel adds the slices in
 // a fixed order, so results do not change from run to run.
 #define TM 64
@@ -39,14 +42,14 @@ __device__ __forceinline__ void implicit_gemm(const Map& map, int M, int N, long
         for (int kk = 0; kk < TK; kk++) {
             float a[4], b[4];
             for (int i = 0; i < 4; i++) a[i] = As[kk][ty * 4 + i];
-            for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx * 4 + j];
+            for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx + 16 * j];
             for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
         }
         __syncthreads();
     }
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) {
-            int m = m0 + ty * 4 + i, n = n0 + tx * 4 + j;
+            int m = m0 + ty * 4 + i, n = n0 + tx + 16 * j;
             if (m < M && n < N) map.store(split, m, n, acc[i][j]);
         }
 }

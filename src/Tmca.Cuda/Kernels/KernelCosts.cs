@@ -142,6 +142,12 @@ public static class KernelCosts
             long o = l.I64(2), r = l.I64(3); bool acc = l.I32(4) != 0;
             return Simt(o * r + If(acc, o), F * (o * r + If(acc, o)), F * o);
         },
+        // sum_rows_f32(x, y, rows, cols, width, acc): 1 FLOP per element
+        ["sum_rows_f32"] = l =>
+        {
+            long r = l.I64(2), c = l.I64(3); bool acc = l.I32(5) != 0;
+            return Simt(r * c + If(acc, c), F * (r * c + If(acc, c)), F * c);
+        },
 
         // ---- softmax.cu (rows × n): 5 FLOPs per element (max, sub, exp, add, scale; backward: dot, sub, mul, add) ----
         // softmax_f32(x, y, rows, n)

@@ -25,6 +25,8 @@ public static class K
     public static readonly KernelDescriptor BroadcastTo = new("layout.cu", "broadcast_to_f32", [CF, PF, L, I, "Shape8"], LaunchRule.GridStride);
     /// <summary>One block per output; the block is 32, 128 or 256 threads by the size of the reduction (the launcher picks).</summary>
     public static readonly KernelDescriptor SumTo = new("layout.cu", "sum_to_f32", [CF, PF, L, L, I, "Shape8", "Shape8"], LaunchRule.BlockPerItem);
+    // column sums of a rows × cols matrix: grid ⌈cols/width⌉, 256 threads as width columns × 256/width row lanes
+    public static readonly KernelDescriptor SumRows = new("layout.cu", "sum_rows_f32", [CF, PF, L, L, I, I], LaunchRule.Explicit, 256);
 
     // ---- softmax.cu: one warp per row ----
     public static readonly KernelDescriptor Softmax = new("softmax.cu", "softmax_f32", [CF, PF, L, I], LaunchRule.WarpPerRow);
