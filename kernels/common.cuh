@@ -62,3 +62,27 @@ __device__ __forceinline__ void offsets2(const Shape8& s, i64 i, i64* o0, i64* o
 // Φ(x) and φ(x) of the standard normal (GELU's exact erf form).
 __device__ __forceinline__ float normal_cdf(float x) { return 0.5f * (1.0f + erff(x * 0.70710678118654752f)); }
 __device__ __forceinline__ float normal_pdf(float x) { return 0.39894228040143268f * expf(-0.5f * x * x); }
+
+// ---- tensor cores: TF32 mma.sync m16n8k8 (sm_80 and later), the one place kernels reach them ----------------
+// D = A·B + D on one warp, A 16×8 (row), B 8×8 (col), D 16×8 in FP32; every lane holds (g = lane >> 2, t = lane % 4):
+//   A: a[0] (g, t)   a[1] (g+8, t)    a[2] (g, t+4)    a[3] (g+8, t+4)
+//   B: b[0] (t, g)   b[1] (t+4, g)
+//   D: d[0] (g, 2t)  d[1] (g, 2t+1)   d[2] (g+8, 2t)   d[3] (g+8, 2t+1)
+// TF32_ROUND(x) gives the TF32 operand bits of a float: round to nearest, ties away from zero (cvt.rna), the
+// rounding the simulator's GEMM applies for cuBLAS's TF32 mode, so both TF32 paths see the same inputs.
+// On the simulator both are emulated exactly at a warp meeting point (prelude.h, "tensor cores"). Below sm_80
+// the instructions do not exist: the kernels compile, trap if launched, and the launcher never picks them there.
+#ifdef TMCA_SIM
+#define TF32_ROUND(x) tmca_sim::tf32_rna(x)
+#define MMA_TF32_M16N8K8(d, a, b) tmca_sim::mma_tf32_m16n8k8(d, a, b)
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+__device__ __forceinline__ unsigned tf32_rna_(float x) { unsigned r; asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x)); return r; }
+#define TF32_ROUND(x) tf32_rna_(x)
+#define MMA_TF32_M16N8K8(d, a, b)                                                                                         \
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};" \
+                 : "+f"((d)[0]), "+f"((d)[1]), "+f"((d)[2]), "+f"((d)[3])                                                 \
+                 : "r"((a)[0]), "r"((a)[1]), "r"((a)[2]), "r"((a)[3]), "r"((b)[0]), "r"((b)[1]))
+#else
+#define TF32_ROUND(x) __float_as_uint(x)
+#define MMA_TF32_M16N8K8(d, a, b) __trap()
+#endif

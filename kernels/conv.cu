@@ -9,7 +9,10 @@
 struct ConvGeom { int B, C, H, W, O, kh, kw, Ho, Wo, stride, pad, groups; };
 
 // 64×64 outputs per block of 256 threads (a 16×16 grid of 4×4 micro-tiles), K in steps of 16 through shared
-// memory. grid: (ceil(N/64), ceil(M/64), groups·splits). With splits > 1 each block sums one slice of K and the
+// memory. Thread (tx, ty) owns rows ty·4 + i and columns tx + 16·j: a warp's 16 tx lanes then store 16 consecutive
+// columns (n is the pixel index in the forward maps, so 64 contiguous bytes of y) and read 16 consecutive Bs words,
+// where columns tx·4 + j made every store a 16-byte-strided scatter (15–32 sectors a request) and the Bs reads
+// two-way bank conflicts. Each output is the same sum in the same k order either way. grid: (ceil(N/64), ceil(M/64), groups·splits). With splits > 1 each block sums one slice of K and the
 // map stores a partial (weight gradients: K = B·Ho·Wo is long, M·N small); a second kernel adds the slices in
 // a fixed order, so results do not change from run to run.
 #define TM 64
@@ -39,16 +42,66 @@ __device__ __forceinline__ void implicit_gemm(const Map& map, int M, int N, long
         for (int kk = 0; kk < TK; kk++) {
             float a[4], b[4];
             for (int i = 0; i < 4; i++) a[i] = As[kk][ty * 4 + i];
-            for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx * 4 + j];
+            for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx + 16 * j];
             for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
         }
         __syncthreads();
     }
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) {
-            int m = m0 + ty * 4 + i, n = n0 + tx * 4 + j;
+            int m = m0 + ty * 4 + i, n = n0 + tx + 16 * j;
             if (m < M && n < N) map.store(split, m, n, acc[i][j]);
         }
+}
+
+// The same implicit GEMM on TF32 tensor cores (TF32 mode, sm_80+): 64×64 outputs per block of 128 threads, four
+// warps in 2×2, each a 32×32 tile of 2×4 mma.sync m16n8k8 (common.cuh), K in steps of 16 through shared memory.
+// The tiles hold TF32 operand bits (rounded once, as they are stored) k-major with rows padded to 72 words, so the
+// fragment reads (row ks + t, column g) hit 32 different banks. Same grid and split-K contract as implicit_gemm.
+#define TC_THREADS 128
+#define TC_PAD 8
+template <class Map>
+__device__ __forceinline__ void implicit_gemm_tf32(const Map& map, int M, int N, long long K, int splits) {
+    __shared__ unsigned As[TK][TM + TC_PAD];
+    __shared__ unsigned Bs[TK][TN + TC_PAD];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+    int wm = (warp & 1) * 32, wn = (warp >> 1) * 32;   // the warp's 32×32 tile in the block's 64×64
+    int m0 = blockIdx.y * TM, n0 = blockIdx.x * TN;
+    int split = blockIdx.z % splits;
+    long long per = (K + splits - 1) / splits;
+    long long kb = split * per, ke = kb + per < K ? kb + per : K;
+    float acc[2][4][4];
+    for (int i = 0; i < 2; i++) for (int j = 0; j < 4; j++) for (int r = 0; r < 4; r++) acc[i][j][r] = 0.0f;
+    for (long long k0 = kb; k0 < ke; k0 += TK) {
+        for (int i = threadIdx.x; i < TM * TK; i += TC_THREADS) {
+            int mm = i / TK, kk = i % TK;
+            As[kk][mm] = TF32_ROUND((m0 + mm < M && k0 + kk < ke) ? map.a(m0 + mm, k0 + kk) : 0.0f);
+        }
+        for (int i = threadIdx.x; i < TK * TN; i += TC_THREADS) {
+            int kk = i / TN, nn = i % TN;
+            Bs[kk][nn] = TF32_ROUND((k0 + kk < ke && n0 + nn < N) ? map.b(k0 + kk, n0 + nn) : 0.0f);
+        }
+        __syncthreads();
+        for (int ks = 0; ks < TK; ks += 8) {
+            unsigned a[2][4], b[4][2];
+            for (int i = 0; i < 2; i++) {
+                int r = wm + i * 16 + g;
+                a[i][0] = As[ks + t][r]; a[i][1] = As[ks + t][r + 8]; a[i][2] = As[ks + t + 4][r]; a[i][3] = As[ks + t + 4][r + 8];
+            }
+            for (int j = 0; j < 4; j++) {
+                int c = wn + j * 8 + g;
+                b[j][0] = Bs[ks + t][c]; b[j][1] = Bs[ks + t + 4][c];
+            }
+            for (int i = 0; i < 2; i++) for (int j = 0; j < 4; j++) MMA_TF32_M16N8K8(acc[i][j], a[i], b[j]);
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 4; j++)
+            for (int r = 0; r < 4; r++) {
+                int m = m0 + wm + i * 16 + g + (r >= 2 ? 8 : 0), n = n0 + wn + j * 8 + 2 * t + (r & 1);
+                if (m < M && n < N) map.store(split, m, n, acc[i][j][r]);
+            }
 }
 
 // ---- conv2d -----------------------------------------------------------------------------------------------
@@ -214,4 +267,36 @@ KERNEL void conv_transpose2d_backward_data_f32(ConvGeom g, const float* __restri
 KERNEL void conv_transpose2d_backward_weight_f32(ConvGeom g, const float* __restrict__ x, const float* __restrict__ gy, float* __restrict__ part, int splits) {
     ConvTWeight map{g, x, gy, part};
     implicit_gemm(map, g.C, g.O * g.kh * g.kh, (long long)g.B * g.H * g.W, splits);
+}
+
+// ---- TF32 tensor-core versions (TF32 mode on sm_80+; the launcher picks them, same grids, 128 threads) ------
+
+KERNEL void conv2d_forward_tf32(ConvGeom g, const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y) {
+    ConvForward map{g, x, w, bias, y, (int)blockIdx.z};
+    implicit_gemm_tf32(map, g.O / g.groups, g.B * g.Ho * g.Wo, (long long)(g.C / g.groups) * g.kh * g.kw, 1);
+}
+
+KERNEL void conv2d_backward_data_tf32(ConvGeom g, const float* __restrict__ w, const float* __restrict__ gy, float* __restrict__ gx) {
+    ConvData map{g, w, gy, gx, (int)blockIdx.z};
+    implicit_gemm_tf32(map, g.C / g.groups, g.B * g.H * g.W, (long long)(g.O / g.groups) * g.kh * g.kw, 1);
+}
+
+KERNEL void conv2d_backward_weight_tf32(ConvGeom g, const float* __restrict__ x, const float* __restrict__ gy, float* __restrict__ part, int splits) {
+    ConvWeight map{g, x, gy, part, (int)blockIdx.z / splits};
+    implicit_gemm_tf32(map, g.O / g.groups, (g.C / g.groups) * g.kh * g.kw, (long long)g.B * g.Ho * g.Wo, splits);
+}
+
+KERNEL void conv_transpose2d_forward_tf32(ConvGeom g, const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ bias, float* __restrict__ y) {
+    ConvTForward map{g, x, w, bias, y};
+    implicit_gemm_tf32(map, g.O * g.kh * g.kh, g.B * g.H * g.W, g.C, 1);
+}
+
+KERNEL void conv_transpose2d_backward_data_tf32(ConvGeom g, const float* __restrict__ w, const float* __restrict__ gy, float* __restrict__ gx) {
+    ConvTData map{g, w, gy, gx};
+    implicit_gemm_tf32(map, g.C, g.B * g.H * g.W, (long long)g.O * g.kh * g.kh, 1);
+}
+
+KERNEL void conv_transpose2d_backward_weight_tf32(ConvGeom g, const float* __restrict__ x, const float* __restrict__ gy, float* __restrict__ part, int splits) {
+    ConvTWeight map{g, x, gy, part};
+    implicit_gemm_tf32(map, g.C, g.O * g.kh * g.kh, (long long)g.B * g.H * g.W, splits);
 }

@@ -40,10 +40,12 @@ KERNEL void depthwise_conv_f32(const float* __restrict__ x, const float* __restr
 
 // gw[c, ky, kx] += Σ_(b,y,x) gy[b, c, y, x]·x[b, c, y + ky − pad, x + kx − pad]. One block of 128 threads per
 // channel: each thread sums its share of (b, y, x) for all k·k taps, then thread j < k·k adds up tap j's 128
-// partials in order (deterministic). grid: C
+// partials in order (deterministic). grid: C. The partials' rows are padded to 129 words: thread j reads row j,
+// so with 128-word rows the 32 lanes of a warp all hit one bank (a 32-way conflict on every read); with 129 lane j
+// is in bank (j + t) % 32.
 KERNEL void depthwise_conv_backward_weight_f32(const float* __restrict__ x, const float* __restrict__ gy, float* __restrict__ gw,
                                                int B, int C, int H, int W, int k) {
-    __shared__ float part[DW_MAXK * DW_MAXK][128];
+    __shared__ float part[DW_MAXK * DW_MAXK][128 + 1];
     int c = blockIdx.x, pad = k / 2, kk = k * k;
     float acc[DW_MAXK * DW_MAXK];
     for (int j = 0; j < kk; ++j) acc[j] = 0.0f;

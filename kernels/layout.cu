@@ -49,3 +49,26 @@ KERNEL void sum_to_f32(const float* __restrict__ x, float* y, i64 outputs, i64 r
         __syncthreads();
     }
 }
+
+// Column sums of a row-major rows × cols matrix: y[c] (+)= Σ_r x[r·cols + c] — sum_to's case where x's reduced axes
+// lead and its kept axes are a contiguous suffix (linear-layer bias gradients, [..., cols] → [cols]). sum_to_f32
+// gives each lane its own row there (32 sectors a request). Here a block of 256 threads owns `width` consecutive
+// columns (width 32, 16, 8 or 4, picked by the launcher so the grid fills the SMs): thread (tx, ty) = (i % width,
+// i / width) sums rows ty, ty + 256/width, … of column tx in row order, so a warp reads 32/width rows of `width`
+// consecutive floats (4 sectors a request; 8 at width 4), then thread ty = 0 adds the 256/width row lanes in order.
+// One launch, no partials, deterministic. grid: ⌈cols/width⌉
+KERNEL void sum_rows_f32(const float* __restrict__ x, float* y, i64 rows, i64 cols, int width, int accumulate) {
+    __shared__ float lanes[256];
+    int tx = threadIdx.x % width, ty = threadIdx.x / width, ny = blockDim.x / width;
+    i64 c = (i64)blockIdx.x * width + tx;
+    float acc = 0.0f;
+    if (c < cols)
+        for (i64 r = ty; r < rows; r += ny) acc += x[r * cols + c];
+    lanes[threadIdx.x] = acc;
+    __syncthreads();
+    if (ty == 0 && c < cols) {
+        float t = 0.0f;
+        for (int j = 0; j < ny; j++) t += lanes[j * width + tx];
+        y[c] = accumulate ? y[c] + t : t;
+    }
+}

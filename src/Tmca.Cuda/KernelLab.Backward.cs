@@ -26,7 +26,16 @@ public static partial class KernelLab
             return inputs.Select(t => t.Grad).ToArray();
         }
 
-        void Lab(string name, Func<int, string> shape, Func<int, Tensor[]> make, Func<Tensor[], Tensor> op, Func<int, double> amount, bool flops)
+        // tf32: the op runs in TF32 mode (the tensor-core convolutions); inputs and seed gradient are rounded to TF32 first,
+        // so TF32 products are exact and the FP32 CPU is still the reference at FP32 tolerances (Tf32ConvParityTests' model)
+        void Lab(string name, Func<int, string> shape, Func<int, Tensor[]> make, Func<Tensor[], Tensor> op, Func<int, double> amount, bool flops, bool tf32 = false)
+        {
+            gpu.Tf32 = tf32;
+            try { LabIn(name, shape, tf32 ? b => make(b).Select(RoundTf32).ToArray() : make, op, amount, flops, tf32); }
+            finally { gpu.Tf32 = false; }
+        }
+
+        void LabIn(string name, Func<int, string> shape, Func<int, Tensor[]> make, Func<Tensor[], Tensor> op, Func<int, double> amount, bool flops, bool tf32)
         {
             string validation = "ok";
             using (new TensorScope())
@@ -35,6 +44,7 @@ public static partial class KernelLab
                 Tensor outShape;
                 using (Tape.NoGrad()) outShape = op(small);
                 var seed = Rand(outShape.Shape);
+                if (tf32) seed = RoundTf32(seed);
                 var onDevice = Gradients(small.Select(t => t.To(gpu)).ToArray(), op, seed);
                 var onCpu = Gradients(small, op, seed);
                 double worst = 0;
@@ -77,6 +87,13 @@ public static partial class KernelLab
             t => Ops.Conv2d(t[0], t[1], t[2], 4, 0), b => 3 * 2.0 * b * C * S * S * 3 * 16, flops: true);
         Lab("conv2d 1×1 (ConvNeXt MLP) — forward + backward", b => $"x {b}×{C}×{S}×{S}, w {4 * C}×{C}×1×1", b => [Rand(b, C, S, S), Rand(4 * C, C, 1, 1), Rand(4 * C)],
             t => Ops.Conv2d(t[0], t[1], t[2]), b => 3 * 2.0 * b * 4 * C * S * S * C, flops: true);
+        // the same convolutions in TF32 mode: conv.cu's mma.sync implicit GEMM (1×1: cuBLAS TF32, not a kernel of ours)
+        Lab("conv2d 3×3 pad 1, TF32 tensor cores — forward + backward", b => $"x {b}×{C}×{S}×{S}, w {C / 2}×{C}×3×3", b => [Rand(b, C, S, S), Rand(C / 2, C, 3, 3), Rand(C / 2)],
+            t => Ops.Conv2d(t[0], t[1], t[2], 1, 1), b => 3 * 2.0 * b * (C / 2) * S * S * C * 9, flops: true, tf32: true);
+        Lab("conv2d 4×4 stride 4 (stem), TF32 tensor cores — forward + backward", b => $"x {b}×3×{4 * S}×{4 * S}, w {C}×3×4×4", b => [Rand(b, 3, 4 * S, 4 * S), Rand(C, 3, 4, 4), Rand(C)],
+            t => Ops.Conv2d(t[0], t[1], t[2], 4, 0), b => 3 * 2.0 * b * C * S * S * 3 * 16, flops: true, tf32: true);
+        Lab("conv_transpose2d 2×2/2, TF32 tensor cores — forward + backward", b => $"x {b}×{C}×{S / 2}×{S / 2}, w {C}×{C / 2}×2×2", b => [Rand(b, C, S / 2, S / 2), Rand(C, C / 2, 2, 2), Rand(C / 2)],
+            t => Ops.ConvTranspose2d(t[0], t[1], t[2], 2), b => 3 * 2.0 * b * C * (C / 2) * S * S, flops: true, tf32: true);
         Lab("depthwise 7×7 — forward + backward", b => $"x {b}×{C}×{S}×{S}, w {C}×1×7×7", b => [Rand(b, C, S, S), Rand(C, 1, 7, 7), Rand(C)],
             t => Ops.Conv2d(t[0], t[1], t[2], 1, 3, C), b => 4.0 * 4 * b * C * S * S, flops: false);
         Lab("conv_transpose2d 2×2/2 — forward + backward", b => $"x {b}×{C}×{S / 2}×{S / 2}, w {C}×{C / 2}×2×2", b => [Rand(b, C, S / 2, S / 2), Rand(C, C / 2, 2, 2), Rand(C / 2)],
@@ -91,5 +108,14 @@ public static partial class KernelLab
         Lab("softmax (last axis) — forward + backward", b => $"{b * 256}×256", b => [Rand(b * 256, 256)], t => Ops.Softmax(t[0]), b => 3.0 * 4 * b * 256 * 256, flops: false);
         Lab("GELU — forward + backward", b => $"{b * 65536}", b => [Rand(b * 65536)], t => Ops.Gelu(t[0]), b => 3.0 * 4 * b * 65536, flops: false);
         Lab("L2 normalise (rows of 64) — forward + backward", b => $"{b * S * S}×64", b => [Rand(b * S * S, 64)], t => Ops.L2Normalize(t[0]), b => 4.0 * 4 * b * S * S * 64, flops: false);
+    }
+
+    /// <summary>cvt.rna.tf32.f32 on the host: 10 mantissa bits, round to nearest, ties away from zero.</summary>
+    private static Tensor RoundTf32(Tensor t)
+    {
+        var v = t.ToArray<float>();
+        for (int i = 0; i < v.Length; i++)
+            v[i] = BitConverter.UInt32BitsToSingle((BitConverter.SingleToUInt32Bits(v[i]) + 0x1000u) & 0xffffe000u);
+        return Tensor.FromArray(v, t.Shape);
     }
 }

@@ -3,7 +3,7 @@ namespace Tmca.Cuda.Kernels;
 /// <summary>The unit that does a launch's arithmetic: it picks the peak its FLOPs are divided by.</summary>
 public enum MathUnit
 {
-    /// <summary>FP32 CUDA cores (every kernel of kernels/*.cu, and cuBLAS SGEMM with TF32 off).</summary>
+    /// <summary>FP32 CUDA cores (every kernel of kernels/*.cu but conv.cu's *_tf32, and cuBLAS SGEMM with TF32 off).</summary>
     Fp32Simt,
     /// <summary>TF32 tensor cores (cuBLAS with CUBLAS_COMPUTE_32F_FAST_TF32, or our own mma.tf32).</summary>
     Tf32TensorCore,

@@ -10,7 +10,8 @@ namespace Tmca.Cuda.Kernels;
 ///    usual FLOP counts do); executed FLOPs add the tile padding of the 64×64×16 implicit GEMM;
 ///  - FLOPs of everything else: a fixed count per element, written beside each entry; these kernels are memory
 ///    bound by two orders of magnitude, so the constants do not move a bound;
-///  - every kernel of kernels/*.cu runs on FP32 CUDA cores; only cuBLAS GEMMs with TF32 on use tensor cores.
+///  - every kernel of kernels/*.cu runs on FP32 CUDA cores except conv.cu's *_tf32 implicit GEMMs (mma.sync TF32),
+///    which run on TF32 tensor cores, as do cuBLAS GEMMs with TF32 on.
 /// </summary>
 public static class KernelCosts
 {
@@ -98,7 +99,7 @@ public static class KernelCosts
         return ids is null ? n : ids.Distinct().LongCount();
     }
 
-    private static readonly Dictionary<string, Func<KernelLaunch, KernelCost>> Models = new()
+    private static readonly Dictionary<string, Func<KernelLaunch, KernelCost>> Models = WithTensorCoreTwins(new()
     {
         // ---- elementwise.cu ----
         // unary_f32(op, alpha, x, y, n): 1 FLOP per element
@@ -140,6 +141,12 @@ public static class KernelCosts
         {
             long o = l.I64(2), r = l.I64(3); bool acc = l.I32(4) != 0;
             return Simt(o * r + If(acc, o), F * (o * r + If(acc, o)), F * o);
+        },
+        // sum_rows_f32(x, y, rows, cols, width, acc): 1 FLOP per element
+        ["sum_rows_f32"] = l =>
+        {
+            long r = l.I64(2), c = l.I64(3); bool acc = l.I32(5) != 0;
+            return Simt(r * c + If(acc, c), F * (r * c + If(acc, c)), F * c);
         },
 
         // ---- softmax.cu (rows × n): 5 FLOPs per element (max, sub, exp, add, scale; backward: dot, sub, mul, add) ----
@@ -345,7 +352,26 @@ public static class KernelCosts
             var (e, slots) = AdamChunks(l); long tables = 12L * l.Grid.X + 48 * slots;
             return Simt(e, F * e + tables, 0);
         },
-    };
+    });
+
+    // conv.cu's TF32 tensor-core implicit GEMMs (conv2d_*_tf32, conv_transpose2d_*_tf32) take the same arguments,
+    // grids and 64×64×16 tiles as their FP32 SIMT twins (*_f32) and touch the same bytes: the same cost, on the
+    // TF32 tensor-core unit.
+    private static Dictionary<string, Func<KernelLaunch, KernelCost>> WithTensorCoreTwins(Dictionary<string, Func<KernelLaunch, KernelCost>> models)
+    {
+        // (a local, not a static field: Models' initializer runs before static fields declared below it)
+        string[] tensorCoreConvs =
+        [
+            "conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
+            "conv_transpose2d_forward", "conv_transpose2d_backward_data", "conv_transpose2d_backward_weight",
+        ];
+        foreach (var name in tensorCoreConvs)
+        {
+            var simt = models[name + "_f32"];
+            models[name + "_tf32"] = l => simt(l) with { Unit = MathUnit.Tf32TensorCore };
+        }
+        return models;
+    }
 
     // rows × C: x (and w, b if given) read; y and the saved mean and rstd written
     private static KernelCost LayerNormForward(in KernelLaunch l, long rows, long c)

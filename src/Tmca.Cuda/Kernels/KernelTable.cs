@@ -25,6 +25,8 @@ public static class K
     public static readonly KernelDescriptor BroadcastTo = new("layout.cu", "broadcast_to_f32", [CF, PF, L, I, "Shape8"], LaunchRule.GridStride);
     /// <summary>One block per output; the block is 32, 128 or 256 threads by the size of the reduction (the launcher picks).</summary>
     public static readonly KernelDescriptor SumTo = new("layout.cu", "sum_to_f32", [CF, PF, L, L, I, "Shape8", "Shape8"], LaunchRule.BlockPerItem);
+    // column sums of a rows × cols matrix: grid ⌈cols/width⌉, 256 threads as width columns × 256/width row lanes
+    public static readonly KernelDescriptor SumRows = new("layout.cu", "sum_rows_f32", [CF, PF, L, L, I, I], LaunchRule.Explicit, 256);
 
     // ---- softmax.cu: one warp per row ----
     public static readonly KernelDescriptor Softmax = new("softmax.cu", "softmax_f32", [CF, PF, L, I], LaunchRule.WarpPerRow);
@@ -56,6 +58,13 @@ public static class K
     public static readonly KernelDescriptor ConvTranspose2dForward = new("conv.cu", "conv_transpose2d_forward_f32", ["ConvGeom", CF, CF, CF, PF], LaunchRule.Explicit);
     public static readonly KernelDescriptor ConvTranspose2dBackwardData = new("conv.cu", "conv_transpose2d_backward_data_f32", ["ConvGeom", CF, CF, PF], LaunchRule.Explicit);
     public static readonly KernelDescriptor ConvTranspose2dBackwardWeight = new("conv.cu", "conv_transpose2d_backward_weight_f32", ["ConvGeom", CF, CF, PF, I], LaunchRule.Explicit);
+    // the same on TF32 tensor cores (mma.sync m16n8k8, sm_80+), same grids, 128 threads (four warps of 32×32)
+    public static readonly KernelDescriptor Conv2dForwardTf32 = new("conv.cu", "conv2d_forward_tf32", ["ConvGeom", CF, CF, CF, PF], LaunchRule.Explicit, 128);
+    public static readonly KernelDescriptor Conv2dBackwardDataTf32 = new("conv.cu", "conv2d_backward_data_tf32", ["ConvGeom", CF, CF, PF], LaunchRule.Explicit, 128);
+    public static readonly KernelDescriptor Conv2dBackwardWeightTf32 = new("conv.cu", "conv2d_backward_weight_tf32", ["ConvGeom", CF, CF, PF, I], LaunchRule.Explicit, 128);
+    public static readonly KernelDescriptor ConvTranspose2dForwardTf32 = new("conv.cu", "conv_transpose2d_forward_tf32", ["ConvGeom", CF, CF, CF, PF], LaunchRule.Explicit, 128);
+    public static readonly KernelDescriptor ConvTranspose2dBackwardDataTf32 = new("conv.cu", "conv_transpose2d_backward_data_tf32", ["ConvGeom", CF, CF, PF], LaunchRule.Explicit, 128);
+    public static readonly KernelDescriptor ConvTranspose2dBackwardWeightTf32 = new("conv.cu", "conv_transpose2d_backward_weight_tf32", ["ConvGeom", CF, CF, PF, I], LaunchRule.Explicit, 128);
 
     // ---- depthwise.cu: stride 1, odd k ≤ 7, pad k/2; grid (tiles, B·C) with 16×16 threads / one 128-thread block per channel ----
     public static readonly KernelDescriptor DepthwiseConv = new("depthwise.cu", "depthwise_conv_f32", [CF, CF, CF, PF, I, I, I, I, I, I], LaunchRule.Explicit, 16, 16);

@@ -4,12 +4,27 @@ using Tmca.Engine;
 namespace Tmca.Cuda;
 
 // Convolutions: kernels/conv.cu (one implicit GEMM, an index map per direction) and kernels/depthwise.cu (direct,
-// shared-memory tiles); CPU reference Tmca.Engine/Cpu/Conv.cs.
+// shared-memory tiles); CPU reference Tmca.Engine/Cpu/Conv.cs. Which path runs:
+//   1×1, stride 1, no padding, one group (ConvNeXt's pointwise MLPs, the head) in TF32 mode: strided-batched GEMMs
+//     through the device's GEMM (cuBLAS on TF32 tensor cores); in FP32 mode they stay on the FP32 SIMT implicit GEMM
+//     (the FP32 path is the reference path and does not change with TF32 work);
+//   other dense, grouped and transposed convolutions: the implicit GEMM on TF32 tensor cores (mma.sync) in TF32
+//     mode on sm_80+, the FP32 SIMT implicit GEMM otherwise;
+//   depthwise (groups = C = O, stride 1, odd k ≤ 7, "same" padding): depthwise.cu in both modes.
 //   conv2d:            x: B×C×H×W, w: O×(C/g)×kh×kw, b: O → y: B×O×Ho×Wo
 //   conv_transpose2d:  x: B×C×H×W, w: C×O×k×k, b: O → y: B×O×kH×kW   (kernel = stride = k, no padding)
 public sealed partial class CudaBackend
 {
     private const int GemmTile = 64;
+
+    /// <summary>The tensor-core implicit GEMM: TF32 mode on a device with mma.sync TF32 (sm_80 and later).</summary>
+    private bool TensorCoreConv => Tf32 && Arch >= 80;
+
+    /// <summary>The most bytes of per-sample weight-gradient partials a 1×1 convolution's backward holds at once.</summary>
+    private const long PointwisePartialBytes = 64L << 20;
+
+    /// <summary>1×1, stride 1, no padding, one group: per sample a plain matrix product (Y_b = W·X_b).</summary>
+    private static bool Pointwise(ConvGeom g) => g.Kh == 1 && g.Kw == 1 && g.Stride == 1 && g.Pad == 0 && g.Groups == 1;
 
     private static ConvGeom Geom(Tensor x, Tensor w, int stride, int pad, int groups)
     {
@@ -51,7 +66,8 @@ public sealed partial class CudaBackend
             Launch(ref d, DepthwiseGrid(g), g.ToString());
             return;
         }
-        var a = new KernelArgs(K.Conv2dForward);
+        if (Tf32 && Pointwise(g)) { PointwiseForward(g, x, w, b, y); return; }
+        var a = new KernelArgs(TensorCoreConv ? K.Conv2dForwardTf32 : K.Conv2dForward);
         a.Struct(g).Ptr(x).Ptr(w).Ptr(b).Ptr(y);
         Launch(ref a, GemmGrid(g.O / g.Groups, (long)g.B * g.Ho * g.Wo, g.Groups), g.ToString());
     }
@@ -73,6 +89,12 @@ public sealed partial class CudaBackend
         BackendChecks.Count(gx, x.Numel, "conv2d input gradient"); BackendChecks.Count(gw, w.Numel, "conv2d weight gradient"); BackendChecks.Count(gb, g.O, "conv2d bias gradient");
         if (gy.Numel == 0) return;
         bool direct = DirectDepthwise(g);
+        if (Tf32 && Pointwise(g))
+        {
+            PointwiseBackward(g, x, w, gy, gx, gw);
+            if (gb is not null) BiasGradient(gy, gb, g.B, g.O, (long)g.Ho * g.Wo);
+            return;
+        }
         if (gx is not null)
         {
             if (direct)
@@ -83,7 +105,7 @@ public sealed partial class CudaBackend
             }
             else
             {
-                var a = new KernelArgs(K.Conv2dBackwardData);
+                var a = new KernelArgs(TensorCoreConv ? K.Conv2dBackwardDataTf32 : K.Conv2dBackwardData);
                 a.Struct(g).Ptr(w).Ptr(gy).Ptr(gx);
                 Launch(ref a, GemmGrid(g.C / g.Groups, (long)g.B * g.H * g.W, g.Groups), g.ToString());
             }
@@ -103,7 +125,7 @@ public sealed partial class CudaBackend
                 var (part, size) = Pool.Rent((long)splits * w.Numel * 4);
                 try
                 {
-                    var a = new KernelArgs(K.Conv2dBackwardWeight);
+                    var a = new KernelArgs(TensorCoreConv ? K.Conv2dBackwardWeightTf32 : K.Conv2dBackwardWeight);
                     a.Struct(g).Ptr(x).Ptr(gy).Ptr(part).I32(splits);
                     Launch(ref a, GemmGrid(m, n, (long)g.Groups * splits), $"{g}, {splits} K slices");
                     AddPartials(part, gw, splits);
@@ -112,6 +134,59 @@ public sealed partial class CudaBackend
             }
         }
         if (gb is not null) BiasGradient(gy, gb, g.B, g.O, (long)g.Ho * g.Wo);
+    }
+
+    // ---- 1×1 convolutions as strided-batched GEMMs (x_b: C×P, w: O×C, y_b: O×P with P = H·W) ----
+
+    // y_b = W·x_b (+ b broadcast over P): the bias is written first and the GEMM adds onto it (β = 1), one pass fewer
+    // than a separate bias add after it.
+    private void PointwiseForward(ConvGeom g, Tensor x, Tensor w, Tensor? b, Tensor y)
+    {
+        int hw = g.H * g.W;
+        if (b is not null)
+        {
+            using var bias = b.View(g.O, 1);
+            using var target = y.View(g.B, g.O, hw);
+            BroadcastTo(bias, target, accumulate: false);
+        }
+        Gemm(false, false, g.O, hw, g.C, 1.0, w, 0, 0, x, 0, (long)g.C * hw, b is null ? 0.0 : 1.0, y, 0, (long)g.O * hw, g.B);
+    }
+
+    // gx_b += Wᵀ·gy_b (one batched GEMM, β = 1: the backward accumulates); gw += Σ_b gy_b·x_bᵀ. The batch is not
+    // contiguous along K (B×O×P), so gw is per-sample products into partials (batched GEMM, groups of samples
+    // accumulated with β = 1 while the partials would pass PointwisePartialBytes), then one fixed-order sum.
+    private void PointwiseBackward(ConvGeom g, Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw)
+    {
+        int hw = g.H * g.W;
+        long xs = (long)g.C * hw, ys = (long)g.O * hw;
+        if (gx is not null) Gemm(true, false, g.C, hw, g.O, 1.0, w, 0, 0, gy, 0, ys, 1.0, gx, 0, xs, g.B);
+        if (gw is null) return;
+        if (g.B == 1) { Gemm(false, true, g.O, g.C, hw, 1.0, gy, 0, ys, x, 0, xs, 1.0, gw, 0, 0, 1); return; }
+        int slots = (int)Math.Clamp(PointwisePartialBytes / Math.Max(1, w.Numel * 4), 1, g.B);
+        var (part, size) = Pool.Rent((long)slots * w.Numel * 4);
+        try
+        {
+            // round r: samples r·slots … r·slots + slots − 1 into partials 0 … slots − 1
+            for (int r = 0; r * slots < g.B; r++)
+            {
+                int n = Math.Min(slots, g.B - r * slots);
+                long first = (long)r * slots;
+                PartialGemm(new GemmCall(false, true, g.O, g.C, hw, 1f, P(gy) + (ulong)(first * ys * 4), ys, P(x) + (ulong)(first * xs * 4), xs,
+                                         r == 0 ? 0f : 1f, part, w.Numel, n, Tf32), $"1×1 weight gradient, samples {first}…{first + n - 1}");
+            }
+            AddPartials(part, gw, slots);
+        }
+        finally { Pool.Return(part, size); }
+    }
+
+    /// <summary>A GEMM into pool memory (no tensor around it), counted and traced like <see cref="Gemm"/>.</summary>
+    private void PartialGemm(in GemmCall c, string what)
+    {
+        ThrowIfPoisoned();
+        Launches++;
+        if (Trace) TraceWriter.WriteLine($"[cuda] {Launches,6} {"gemm" + (c.Tf32 ? " (tf32)" : ""),-36} {"",-30} {Profiler.CurrentOp ?? "-",-22} m={c.M} n={c.N} k={c.K} batch={c.Batch} ta={c.TransA} tb={c.TransB} ({what})");
+        Runtime.Gemm(c);
+        if (SyncEveryLaunch) Runtime.Synchronize();
     }
 
     /// <summary>dst += Σ_s part[s] (the K slices of a weight gradient, added in a fixed order).</summary>
@@ -138,7 +213,7 @@ public sealed partial class CudaBackend
         BackendChecks.Count(y, (long)g.B * g.O * g.H * k * g.W * k, "conv_transpose2d output");
         BackendChecks.Count(b, g.O, "conv_transpose2d bias");
         if (y.Numel == 0) return;
-        var a = new KernelArgs(K.ConvTranspose2dForward);
+        var a = new KernelArgs(TensorCoreConv ? K.ConvTranspose2dForwardTf32 : K.ConvTranspose2dForward);
         a.Struct(g).Ptr(x).Ptr(w).Ptr(b).Ptr(y);
         Launch(ref a, GemmGrid((long)g.O * k * k, (long)g.B * g.H * g.W, 1), g.ToString());
     }
@@ -153,7 +228,7 @@ public sealed partial class CudaBackend
         if (gy.Numel == 0) return;
         if (gx is not null)
         {
-            var a = new KernelArgs(K.ConvTranspose2dBackwardData);
+            var a = new KernelArgs(TensorCoreConv ? K.ConvTranspose2dBackwardDataTf32 : K.ConvTranspose2dBackwardData);
             a.Struct(g).Ptr(w).Ptr(gy).Ptr(gx);
             Launch(ref a, GemmGrid(g.C, (long)g.B * g.H * g.W, 1), g.ToString());
         }
@@ -164,7 +239,7 @@ public sealed partial class CudaBackend
             var (part, size) = Pool.Rent((long)splits * w.Numel * 4);
             try
             {
-                var a = new KernelArgs(K.ConvTranspose2dBackwardWeight);
+                var a = new KernelArgs(TensorCoreConv ? K.ConvTranspose2dBackwardWeightTf32 : K.ConvTranspose2dBackwardWeight);
                 a.Struct(g).Ptr(x).Ptr(gy).Ptr(part).I32(splits);
                 Launch(ref a, GemmGrid(m, n, splits), $"{g}, {splits} K slices");
                 AddPartials(part, gw, splits);

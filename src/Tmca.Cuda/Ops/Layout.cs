@@ -66,9 +66,33 @@ public sealed partial class CudaBackend
         long outputs = y.Numel, reducedCount = redDims.Aggregate(1L, (p, q) => p * q);
         if (outputs == 0) return;
         if (x.Numel == 0) { if (!accumulate) Fill(y, 0); return; }
+        if (ColumnSum(x, keptDims, outputs, reducedCount)) { SumRows(x, y, reducedCount, outputs, accumulate); return; }
         uint block = reducedCount >= 4096 ? 256u : reducedCount >= 512 ? 128u : 32u;
         var a = new KernelArgs(K.SumTo);
         a.Ptr(x).Ptr(y).I64(outputs).I64(reducedCount).Flag(accumulate).Struct(Shape8.Of(keptDims, keptStrides)).Struct(Shape8.Of(redDims, redStrides));
         Launch(ref a, K.SumTo.Grid(outputs, SmCount), $"{Shape.Format(x.Shape)} → {Shape.Format(y.Shape)}", block: block);
+    }
+
+    /// <summary>x is contiguous, its reduced axes all lead and its kept ones are the trailing suffix: x is a
+    /// reduced × kept row-major matrix and y its column sums (a linear layer's bias gradient). Narrow outputs stay on
+    /// sum_to_f32 (a 32-wide warp would mostly idle over them).</summary>
+    private static bool ColumnSum(Tensor x, int[] keptDims, long outputs, long reduced)
+    {
+        if (outputs < 16 || reduced < 2 || !x.Strides.AsSpan().SequenceEqual(Shape.Strides(x.Shape))) return false;
+        int first = Array.FindIndex(keptDims, d => d != 1);
+        for (int d = first; d < keptDims.Length; d++)
+            if (keptDims[d] != x.Shape[d]) return false;   // a reduced axis after a kept one
+        return true;
+    }
+
+    /// <summary>y[c] (+)= Σ_r x[r, c] for a rows × cols row-major x (sum_rows_f32): the widest column block (32, 16,
+    /// 8, then 4 columns) that still gives every SM a block, 4 when none does.</summary>
+    private void SumRows(Tensor x, Tensor y, long rows, long cols, bool accumulate)
+    {
+        int width = 32;
+        while (width > 4 && (cols + width - 1) / width < SmCount) width /= 2;
+        var a = new KernelArgs(K.SumRows);
+        a.Ptr(x).Ptr(y).I64(rows).I64(cols).I32(width).Flag(accumulate);
+        Launch(ref a, new Dim3((uint)((cols + width - 1) / width)), $"{rows}×{cols} → {cols}, {width} columns a block");
     }
 }

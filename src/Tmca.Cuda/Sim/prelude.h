@@ -591,3 +591,51 @@ inline long long min(long long a, long long b) { return a < b ? a : b; }
 inline long long max(long long a, long long b) { return a > b ? a : b; }
 inline float min(float a, float b) { return fminf(a, b); }
 inline float max(float a, float b) { return fmaxf(a, b); }
+
+// ==== tensor cores (common.cuh's TF32_ROUND and MMA_TF32_M16N8K8) ==========================================
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 emulated exactly as the PTX ISA lays out its fragments
+// (g = lane >> 2, t = lane % 4): A a0 (g,t) a1 (g+8,t) a2 (g,t+4) a3 (g+8,t+4); B b0 (t,g) b1 (t+4,g);
+// C/D d0 (g,2t) d1 (g,2t+1) d2 (g+8,2t) d3 (g+8,2t+1). Every lane posts its fragments, the warp meets, each lane
+// computes its four outputs from the others' fragments, and the warp meets again before anyone may post the next
+// operation's fragments. The products of TF32 values are exact in float; they are summed in k order.
+namespace tmca_sim {
+struct MmaFragments { unsigned a[4], b[2]; };
+static MmaFragments mma_posted[MAX_WARPS][32];
+
+// cvt.rna.tf32.f32: keep 10 mantissa bits, round to nearest with ties away from zero; NaN stays NaN, ±Inf stays ±Inf.
+inline unsigned tf32_rna(float x) {
+    unsigned u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u) return (u & 0x007fffffu) ? 0x7fffffffu : u;
+    return (u + 0x1000u) & 0xffffe000u;
+}
+
+inline float tf32_value(unsigned bits) { float f; memcpy(&f, &bits, 4); return f; }
+
+inline void mma_tf32_m16n8k8(float* d, const unsigned* a, const unsigned* b) {
+    Fiber* f = S.cur;
+    unsigned w = f->linear >> 5, lane = f->linear & 31;
+    if (S.live[w] != 32)
+        fail("mma.sync.m16n8k8 needs all 32 lanes of the warp, " + std::to_string(S.live[w]) + " are there: " + where(f));
+    MmaFragments& mine = mma_posted[w][lane];
+    for (int i = 0; i < 4; i++) mine.a[i] = a[i];
+    for (int i = 0; i < 2; i++) mine.b[i] = b[i];
+    warp_meet(SYNCWARP, 0xffffffffu, 0, 0, 32);   // every lane's fragments are posted
+    const MmaFragments* all = mma_posted[w];
+    int g = (int)lane >> 2, t = (int)lane & 3;
+    float out[4];
+    for (int i = 0; i < 4; i++) {
+        int row = g + (i >= 2 ? 8 : 0), col = 2 * t + (i & 1);
+        float acc = d[i];
+        for (int k = 0; k < 8; k++) {
+            // A(row, k) is held by lane (row % 8)·4 + k % 4, register (row ≥ 8) + 2·(k ≥ 4); B(k, col) by lane col·4 + k % 4, register (k ≥ 4)
+            float av = tf32_value(all[(row & 7) * 4 + (k & 3)].a[(row >= 8 ? 1 : 0) + (k >= 4 ? 2 : 0)]);
+            float bv = tf32_value(all[col * 4 + (k & 3)].b[k >= 4 ? 1 : 0]);
+            acc += av * bv;
+        }
+        out[i] = acc;
+    }
+    warp_meet(SYNCWARP, 0xffffffffu, 0, 0, 32);   // every lane has read: the next operation may post
+    for (int i = 0; i < 4; i++) d[i] = out[i];
+}
+} // namespace tmca_sim

@@ -218,6 +218,18 @@ public class DeviceParityTests
         Parity("sum-to-middle-axis", t => Ops.SumTo(t[0], 3, 1, 5), [r.F32([3, 9000, 5])]);
     }
 
+    /// <summary>Sums over leading axes of a contiguous tensor (bias gradients) take sum_rows_f32 at every column-block
+    /// width: 16 columns (4 a block on the simulator's 8 SMs), 300 (32 a block, a partial last block), two kept axes.</summary>
+    [Fact]
+    public void SumOverLeadingAxesMatchesTheCpuAtEveryColumnBlockWidth()
+    {
+        var r = new Rng(23);
+        Parity("sum-rows-16-columns", t => Ops.SumTo(t[0], 16), [r.F32([37, 16])]);
+        Parity("sum-rows-300-columns", t => Ops.SumTo(t[0], 300), [r.F32([5, 41, 300])]);
+        Parity("sum-rows-two-kept-axes", t => Ops.SumTo(t[0], 3, 33), [r.F32([70, 3, 33])]);
+        Parity("sum-rows-64-columns", t => Ops.SumTo(t[0], 1, 64), [r.F32([2, 1000, 64])]);
+    }
+
     [Fact]
     public void LayerNormWithoutWeightOrBias()
     {

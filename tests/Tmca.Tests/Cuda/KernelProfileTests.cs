@@ -24,6 +24,18 @@ public class KernelProfileTests
         var off = rows.Where(r => r.UniqueOverDeclared is not { } u || Math.Abs(u - 1) > 0.10).Select(r => $"{r.Kernel}: {r.UniqueBytes} touched, {r.DeclaredBytes} declared").ToList();
         Assert.True(off.Count == 0, "declared bytes differ from the measured unique bytes by more than 10 %:\n" + string.Join("\n", off));
         Assert.All(rows, r => Assert.Equal(0, r.Races));
+        // issue 17's coalescing and bank-conflict fixes, at the lab's shapes: bias-gradient column sums read 32 consecutive
+        // floats a warp (sum_to_f32 read 29 sectors a request), the implicit GEMM stores 16 consecutive columns a half warp
+        // (was 14.7 forward, 32.0 transposed), the depthwise weight gradient's partial rows are padded (was 13.3 conflicts)
+        KernelProfileRow Row(string k) => rows.Single(r => r.Kernel == k);
+        Assert.True(Row("sum_rows_f32").SectorsPerLoadRequest <= 4.5, $"sum_rows_f32 reads {Row("sum_rows_f32").SectorsPerLoadRequest:0.0} sectors a request");
+        foreach (var k in new[] { "conv2d_forward_f32", "conv_transpose2d_forward_f32" })
+            Assert.True(Row(k).SectorsPerStoreRequest <= 8.5, $"{k} stores {Row(k).SectorsPerStoreRequest:0.0} sectors a request");
+        Assert.True(Row("depthwise_conv_backward_weight_f32").BankConflictsPerRequest <= 1.0,
+                    $"depthwise_conv_backward_weight_f32: {Row("depthwise_conv_backward_weight_f32").BankConflictsPerRequest:0.00} bank conflicts a request");
+        // the TF32 tensor-core convolutions are in the lab, forward and backward
+        foreach (var k in new[] { "conv2d_forward_tf32", "conv2d_backward_data_tf32", "conv2d_backward_weight_tf32", "conv_transpose2d_forward_tf32" })
+            Assert.Contains(rows, r => r.Kernel == k);
         if (Nvrtc.TryLoad(out _) is null)
         {
             if (Device.InCi) Assert.Fail("CI must have NVRTC for kernel resources");

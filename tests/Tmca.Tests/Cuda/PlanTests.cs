@@ -19,7 +19,7 @@ public class PlanTests
     ///  backward 3. memset y.grad (256 B)                    4. copy seed → y.grad on the device (256 B read, 256 written)
     ///           5. memset w.grad (512 B)                    6. GEMM gw += gyᵀ·x (m 16, n 8, k 4, β 1): 1024 FLOPs;
     ///              reads gy 256 + x 128 + gw 512 B, writes gw 512 B
-    ///           7. memset b.grad (64 B)                     8. sum_to gb += Σ gy: 64 + 16 adds; reads 256 + 64 B, writes 64 B
+    ///           7. memset b.grad (64 B)                     8. sum_rows gb += Σ gy: 64 + 16 adds; reads 256 + 64 B, writes 64 B
     /// So 4 launches (2 GEMMs, 2 kernels), 3 memsets, 1 device copy; useful FLOPs 1024 + 64 + 1024 + 80 = 2192.
     /// </summary>
     [Fact]
@@ -43,7 +43,7 @@ public class PlanTests
         var ev = rt.Events;
         Assert.Equal([PlanEventKind.Gemm, PlanEventKind.Launch, PlanEventKind.Memset, PlanEventKind.CopyOnDevice, PlanEventKind.Memset,
                       PlanEventKind.Gemm, PlanEventKind.Memset, PlanEventKind.Launch], ev.Select(e => e.Kind));
-        Assert.Equal(["broadcast_to_f32", "sum_to_f32"], ev.Where(e => e.Kind == PlanEventKind.Launch).Select(e => e.Name));
+        Assert.Equal(["broadcast_to_f32", "sum_rows_f32"], ev.Where(e => e.Kind == PlanEventKind.Launch).Select(e => e.Name));
         Assert.Equal(1024, ev[0].Cost.UsefulFlops);
         Assert.Equal((128 + 512, 256), (ev[0].Cost.ReadBytes, ev[0].Cost.WrittenBytes));
         Assert.Equal((64, 64 + 256, 256), (ev[1].Cost.UsefulFlops, ev[1].Cost.ReadBytes, ev[1].Cost.WrittenBytes));
