@@ -6,7 +6,7 @@ namespace Tmca.Engine;
 /// back to those inputs. <see cref="Backward"/> seeds d(loss)/d(loss) = 1 and replays the closures in reverse
 /// recording order — a valid topological order, because an op is recorded after all of its inputs exist.
 /// Gradients accumulate with += into <see cref="Tensor.Grad"/>; parameters keep theirs until zeroed.
-/// After backward the closures (and with them every saved activation) are dropped.
+/// The backward frees what it no longer needs as it goes (see <see cref="Backward"/>); after it the closures are dropped.
 /// </summary>
 public sealed class Tape : IDisposable
 {
@@ -14,11 +14,15 @@ public sealed class Tape : IDisposable
     [ThreadStatic] private static int _noGrad;
 
     private readonly Tape? _parent;
-    private readonly List<(Tensor[] Outputs, Action Backward, string Op)> _entries = new();
+    private readonly List<Entry> _entries = new();
+
+    /// <summary>One recorded op: its outputs, its backward, its name, the tensors its backward reads and its scratch
+    /// buffers (see <see cref="Op"/>).</summary>
+    private readonly record struct Entry(Tensor[] Outputs, Action Backward, string Op, Tensor[] Saves, Tensor[] Scratch);
 
     /// <summary>
     /// Watches the tape on this thread (diagnostics, fault injection; null in normal runs): called with each op as it is
-    /// recorded, and after each op's backward has run. Each entry carries the name its op passed to <see cref="Op.Run(string, IBackend, Tensor[], bool, Action, Action)"/>.
+    /// recorded, and after each op's backward has run. Each entry carries the name its op passed to <see cref="Op"/>.
     /// </summary>
     [ThreadStatic] public static ITapeInspector? Inspector;
     private bool _done;
@@ -35,15 +39,15 @@ public sealed class Tape : IDisposable
     public static bool Wants(IEnumerable<Tensor?> xs) => _current is not null && _noGrad == 0 && xs.Any(x => x is { RequiresGrad: true });
 
     /// <summary>Records op <paramref name="op"/>'s <paramref name="backward"/> for its <paramref name="outputs"/>, which now
-    /// require grad (ops call this through <see cref="Op.Run(string, IBackend, Tensor[], bool, Action, Action)"/>). It runs
+    /// require grad (ops call this through <see cref="Op"/>). It runs
     /// once, after every output's gradient is complete, if a gradient reached any of them; the closure reads each output's
     /// Grad (null if none).</summary>
-    internal static void Record(string op, Tensor[] outputs, Action backward)
+    internal static void Record(string op, Tensor[] outputs, Action backward, Tensor[]? saves = null, Tensor[]? scratch = null)
     {
         var tape = _current ?? throw new InvalidOperationException("no tape is open");
         if (tape._done) throw new InvalidOperationException("this tape has already run backward; open a new one");
         foreach (var o in outputs) o.RequiresGrad = true;
-        tape._entries.Add((outputs, backward, op));
+        tape._entries.Add(new Entry(outputs, backward, op, saves ?? [], scratch ?? []));
         Inspector?.Recorded(tape._entries.Count - 1, op, outputs);
     }
 
@@ -57,12 +61,19 @@ public sealed class Tape : IDisposable
         public void Dispose() { if (_active) _noGrad--; }
     }
 
-    /// <summary>Back-propagates from a one-element loss (or from <paramref name="seed"/> as its gradient).</summary>
-    public void Backward(Tensor loss, Tensor? seed = null)
+    /// <summary>
+    /// Back-propagates from a one-element loss (or from <paramref name="seed"/> as its gradient), freeing memory as it
+    /// goes: the outputs that no backward reads when it starts, each saved tensor and scratch buffer after the last
+    /// backward that reads it, each output's gradient once its backward has consumed it. Tensors the caller reads after
+    /// the backward must be named in <paramref name="keep"/> (the loss always is); reading a freed one throws.
+    /// </summary>
+    public void Backward(Tensor loss, Tensor? seed = null, IEnumerable<Tensor?>? keep = null)
     {
         if (_done) throw new InvalidOperationException("backward has already run on this tape");
         if (!loss.RequiresGrad) throw new InvalidOperationException("the loss does not depend on any tensor that requires grad");
         if (seed is null && loss.Numel != 1) throw new InvalidOperationException($"backward from a non-scalar {Shape.Format(loss.Shape)} needs a seed gradient");
+        var freeAt = FreeSchedule(loss, keep, out var unread);
+        foreach (var t in unread) t.Dispose();
         using (NoGrad())
         {
             var g = loss.GradOrZeros();
@@ -70,19 +81,55 @@ public sealed class Tape : IDisposable
             else g.Backend.Copy(seed, g);
             for (int i = _entries.Count - 1; i >= 0; i--)
             {
-                var (outputs, backward, op) = _entries[i];
-                if (!outputs.Any(o => o.Grad is not null)) continue;
-                Inspector?.BeforeBackward(i, op, outputs);
-                backward();
-                Inspector?.AfterBackward(i, op);
+                var e = _entries[i];
+                bool reached = e.Outputs.Any(o => o.Grad is not null);
+                if (reached)
+                {
+                    Inspector?.BeforeBackward(i, e.Op, e.Outputs);
+                    e.Backward();
+                }
+                foreach (var o in e.Outputs)
+                    if (!o.Persistent && o.Grad is { } og) { og.Dispose(); o.Grad = null; }
+                if (freeAt[i] is { } free) foreach (var t in free) t.Dispose();
+                if (reached) Inspector?.AfterBackward(i, e.Op);
             }
         }
-        // Intermediate gradients and saved activations are no longer needed: drop them.
-        foreach (var (outputs, _, _) in _entries)
-            foreach (var output in outputs)
+        foreach (var e in _entries)
+            foreach (var output in e.Outputs)
                 if (!output.Persistent) output.Grad = null;
         _entries.Clear();
         _done = true;
+    }
+
+    /// <summary>
+    /// When each tensor the tape made can go: <c>freeAt[i]</c> lists those whose last reader is op i's backward (the
+    /// backward runs from the last op to the first, so a tensor's last reader is the earliest op that saves it);
+    /// <paramref name="unread"/> the outputs no backward reads. The tape owns its ops' outputs and scratch buffers,
+    /// except the loss, <paramref name="keep"/> and persistent tensors; inputs from outside the tape are never freed.
+    /// </summary>
+    private List<Tensor>?[] FreeSchedule(Tensor loss, IEnumerable<Tensor?>? keep, out List<Tensor> unread)
+    {
+        var kept = new HashSet<Tensor>(ReferenceEqualityComparer.Instance) { loss };
+        if (keep is not null) foreach (var k in keep) if (k is not null) kept.Add(k);
+        var lastReader = new Dictionary<Tensor, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < _entries.Count; i++)
+        {
+            foreach (var t in _entries[i].Saves) lastReader.TryAdd(t, i);
+            foreach (var t in _entries[i].Scratch) lastReader.TryAdd(t, i);
+        }
+        var freeAt = new List<Tensor>?[_entries.Count];
+        unread = new List<Tensor>();
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var e in _entries)
+        {
+            foreach (var t in e.Outputs.Concat(e.Scratch))
+            {
+                if (t.Persistent || kept.Contains(t) || !seen.Add(t)) continue;
+                if (lastReader.TryGetValue(t, out int i)) (freeAt[i] ??= new List<Tensor>()).Add(t);
+                else unread.Add(t);
+            }
+        }
+        return freeAt;
     }
 
     public void Dispose()

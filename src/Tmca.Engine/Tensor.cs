@@ -10,9 +10,13 @@ namespace Tmca.Engine;
 public sealed class Tensor : IDisposable
 {
     public readonly int[] Shape;
-    public readonly Storage Storage;
-    public DType DType => Storage.DType;
-    public IBackend Backend => Storage.Backend;
+    /// <summary>The buffer; reading it after the tensor was freed (by its scope, or by the tape once no backward needs
+    /// it) throws, rather than reading memory that may already hold another tensor.</summary>
+    public Storage Storage => _disposed ? throw new ObjectDisposedException(Name ?? $"tensor {Engine.Shape.Format(Shape)}",
+        "this tensor was freed: by its TensorScope, or by the tape's backward (name it in Backward's keep to read it afterwards)") : _storage;
+    private readonly Storage _storage;
+    public DType DType => _storage.DType;
+    public IBackend Backend => _storage.Backend;
     public DeviceKind Device => Backend.Device;
     public int Rank => Shape.Length;
     public long Numel { get; }
@@ -33,7 +37,7 @@ public sealed class Tensor : IDisposable
         if (n > storage.Count) throw new ArgumentException($"shape {Engine.Shape.Format(shape)} needs {n} elements, storage has {storage.Count}");
         foreach (var d in shape) if (d < 0) throw new ArgumentException($"negative dimension in {Engine.Shape.Format(shape)}");
         Shape = shape;
-        Storage = storage;
+        _storage = storage;
         Numel = n;
         Persistent = persistent;
         storage.Retain();
@@ -162,6 +166,6 @@ public sealed class Tensor : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        Storage.Release();
+        _storage.Release();
     }
 }

@@ -118,6 +118,7 @@ public static class Trainer
                 throw new TrainingInterruptedException(runDir, $"interrupted after epoch {epoch} (step {step}); its checkpoint is written");
         }
         if (skipped > 0) ui.Warning($"{skipped} step(s) were skipped for non-finite values (steps.jsonl marks them \"skipped\")");
+        FreeTrainingState(model, opt);
         return new TrainResult(runDir, best, state.BestValDice, state.BestEpoch, epoch, step, clock.Elapsed.TotalSeconds, stoppedEarly);
     }
 
@@ -190,6 +191,19 @@ public static class Trainer
         return resume;
     }
 
+    /// <summary>The run is over and its checkpoints written: the parameters, their gradients and AdamW's moments go back
+    /// to the backend now (not when the collector finds them), so the test evaluation that follows has the memory.</summary>
+    private static void FreeTrainingState(TmcaModel model, AdamW opt)
+    {
+        opt.FreeState();
+        foreach (var p in model.Params.All)
+        {
+            p.Value.Grad?.Dispose();
+            p.Value.Grad = null;
+            p.Value.Dispose();
+        }
+    }
+
     /// <summary>A step's logged values (NaN for loss terms the flags turn off) and its guard: the number of non-finite
     /// gradient elements (NaN when the loss itself was not finite); a step is finite when the guard is 0.</summary>
     public readonly record struct StepValues(double Total, double Bce, double Dice, double Nce, double Pix, double NonFiniteGradients)
@@ -208,7 +222,7 @@ public static class Trainer
         var output = model.Forward(batch, training: true);
         var losses = model.Losses(output, batch);
         opt.ZeroGrad();
-        tape.Backward(losses.Total);
+        tape.Backward(losses.Total, keep: losses.Named().Select(n => n.Value));   // the loss terms are logged after it
         Tensor? g = null;
         if (guard) using (Tape.NoGrad()) g = Ops.Scale(Ops.Reshape(losses.Total, 1), 0.0);   // 0, or NaN for a non-finite loss
         opt.StepOnce(g);

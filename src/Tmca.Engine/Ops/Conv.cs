@@ -13,7 +13,7 @@ public static partial class Ops
         string name = groups > 1 && groups == x.Shape[1] ? $"conv2d.depthwise{w.Shape[2]}x{w.Shape[3]}" : $"conv2d.{w.Shape[2]}x{w.Shape[3]}";
         Op.Run(name, x.Backend, y, Tape.Wants(x, w, b),
             () => x.Backend.Conv2d(x, w, b, y, stride, padding, groups),
-            () => x.Backend.Conv2dBackward(x, w, y.Grad!, G(x), G(w), G(b), stride, padding, groups));
+            () => x.Backend.Conv2dBackward(x, w, y.Grad!, G(x), G(w), G(b), stride, padding, groups), saves: [x, w]);
         return y;
     }
 
@@ -24,7 +24,7 @@ public static partial class Ops
         var y = New(x, x.Shape[0], w.Shape[1], x.Shape[2] * k, x.Shape[3] * k);
         Op.Run("conv_transpose2d", x.Backend, y, Tape.Wants(x, w, b),
             () => x.Backend.ConvTranspose2d(x, w, b, y, k),
-            () => x.Backend.ConvTranspose2dBackward(x, w, y.Grad!, G(x), G(w), G(b), k));
+            () => x.Backend.ConvTranspose2dBackward(x, w, y.Grad!, G(x), G(w), G(b), k), saves: [x, w]);
         return y;
     }
 }

@@ -8,7 +8,7 @@ public static partial class Ops
         var y = NewLike(x);
         Op.Run(UnaryNames[(int)op], x.Backend, y, Tape.Wants(x),
             () => x.Backend.Unary(op, alpha, x, y),
-            () => x.Backend.UnaryBackward(op, alpha, x, y, y.Grad!, x.GradOrZeros()));
+            () => x.Backend.UnaryBackward(op, alpha, x, y, y.Grad!, x.GradOrZeros()), saves: [x, y]);
         return y;
     }
 
@@ -64,7 +64,7 @@ public static partial class Ops
                     }
                     break;
             }
-        });
+        }, saves: op switch { BinaryOp.Mul => [a, b], BinaryOp.Div => [b, y], _ => [] });   // add and sub read only the gradient
         return y;
     }
 

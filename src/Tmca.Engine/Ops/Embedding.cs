@@ -9,7 +9,7 @@ public static partial class Ops
         var y = New(w, [.. ids.Shape, w.Shape[1]]);
         Op.Run("embedding", w.Backend, y, Tape.Wants(w),
             () => w.Backend.Embedding(ids, w, y),
-            () => w.Backend.EmbeddingBackward(ids, y.Grad!, w.GradOrZeros()));
+            () => w.Backend.EmbeddingBackward(ids, y.Grad!, w.GradOrZeros()), saves: [ids]);
         return y;
     }
 }

@@ -23,7 +23,7 @@ public static partial class Ops
                 if (x.RequiresGrad) be.Gemm(false, false, rows, inF, outF, 1.0, gy, 0, 0, w, 0, 0, 1.0, x.GradOrZeros(), 0, 0, 1);   // gx += gy·w
                 if (w.RequiresGrad) be.Gemm(true, false, outF, inF, rows, 1.0, gy, 0, 0, x, 0, 0, 1.0, w.GradOrZeros(), 0, 0, 1);    // gw += gyᵀ·x
                 if (b is { RequiresGrad: true }) be.SumTo(gy, b.GradOrZeros(), accumulate: true);                                   // gb += Σ gy
-            });
+            }, saves: [x, w]);
         return y;
     }
 
@@ -73,7 +73,7 @@ public static partial class Ops
                         else be.Gemm(true, transA, n, k, m, 1.0, gy, offY, sC, a, offA, sA, 1.0, gb, 0, sB, cnt);
                     }
                 }
-            });
+            }, saves: [a, b]);
         return y;
     }
 }

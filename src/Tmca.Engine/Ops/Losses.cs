@@ -9,7 +9,7 @@ public static partial class Ops
         var loss = New(logits, 1);
         Op.Run("bce_with_logits", logits.Backend, loss, Tape.Wants(logits),
             () => logits.Backend.BceWithLogits(logits, target, loss),
-            () => logits.Backend.BceWithLogitsBackward(logits, target, loss.Grad!, logits.GradOrZeros()));
+            () => logits.Backend.BceWithLogitsBackward(logits, target, loss.Grad!, logits.GradOrZeros()), saves: [logits, target]);
         return loss;
     }
 
@@ -40,7 +40,7 @@ public static partial class Ops
         var pCol = NewLike(z);
         Op.Run("infonce", z.Backend, loss, Tape.Wants(z),
             () => z.Backend.InfoNce(z, sameReport, loss, pRow, pCol),
-            () => z.Backend.InfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros()));
+            () => z.Backend.InfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros()), scratch: [pRow, pCol]);
         return loss;
     }
 }

@@ -26,7 +26,7 @@ public static partial class Ops
         var rstd = New(x, outer, inner);
         Op.Run("layer_norm", be, y, Tape.Wants(x, w, b),
             () => be.LayerNorm(x, w, b, y, mean, rstd, outer, c, inner, eps),
-            () => be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner));
+            () => be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner), saves: [x, w], scratch: [mean, rstd]);
         return y;
     }
 
@@ -45,7 +45,7 @@ public static partial class Ops
             var inv = New(x, C);
             Op.Run("batch_norm", be, y, Tape.Wants(x, w, b),
                 () => be.BatchNormTrain(x, w, b, y, mean, inv, runMean, runVar, eps, momentum),
-                () => be.BatchNormBackward(x, w, mean, inv, y.Grad!, G(x), G(w), G(b)));
+                () => be.BatchNormBackward(x, w, mean, inv, y.Grad!, G(x), G(w), G(b)), saves: [x, w], scratch: [mean, inv]);
             return y;
         }
         if (!Tape.Wants(x, w, b))

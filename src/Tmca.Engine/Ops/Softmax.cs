@@ -8,7 +8,7 @@ public static partial class Ops
         var y = NewLike(x);
         Op.Run("softmax", x.Backend, y, Tape.Wants(x),
             () => x.Backend.Softmax(x, y),
-            () => x.Backend.SoftmaxBackward(y, y.Grad!, x.GradOrZeros()));
+            () => x.Backend.SoftmaxBackward(y, y.Grad!, x.GradOrZeros()), saves: [y]);
         return y;
     }
 }

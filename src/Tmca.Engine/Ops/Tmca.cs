@@ -19,7 +19,8 @@ public static partial class Ops
         var z = New(gt, L, B, B);
         Op.Run("target_logits", be, z, Tape.Wants([.. v, .. u, tau]),
             () => be.TargetLogits(gt, v, u, tau, global, omega, vbar, z),
-            () => be.TargetLogitsBackward(v, u, tau, omega, vbar, z, z.Grad!, v.Select(G).ToArray(), u.Select(G).ToArray(), G(tau)));
+            () => be.TargetLogitsBackward(v, u, tau, omega, vbar, z, z.Grad!, v.Select(G).ToArray(), u.Select(G).ToArray(), G(tau)),
+            saves: [.. v, .. u, tau, z], scratch: [.. omega, .. vbar]);
         return z;
     }
 
@@ -35,7 +36,7 @@ public static partial class Ops
         var pCol = NewLike(z);
         Op.Run("infonce_multilevel", be, loss, Tape.Wants(z),
             () => be.MultiLevelInfoNce(z, sameReport, loss, pRow, pCol),
-            () => be.MultiLevelInfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros()));
+            () => be.MultiLevelInfoNceBackward(pRow, pCol, loss.Grad!, z.GradOrZeros()), scratch: [pRow, pCol]);
         return loss;
     }
 
@@ -60,7 +61,8 @@ public static partial class Ops
                 be.SimilarityLgte(v, u, f, a, b, gamma, s, logits, att, fOut);
                 if (pix is not null) be.BceWithLogits(logits, target!, pix);
             },
-            () => be.SimilarityLgteBackward(v, u, f, a, gamma, s, att, target, fOut.Grad, pix?.Grad, G(v), G(u), G(f), G(a), G(b), G(gamma)));
+            () => be.SimilarityLgteBackward(v, u, f, a, gamma, s, att, target, fOut.Grad, pix?.Grad, G(v), G(u), G(f), G(a), G(b), G(gamma)),
+            saves: [v, u, f, a, gamma, s, att, target]);   // s, logits and att are values the caller may read: not scratch
         return new LgteOutputs(s, logits, att, fOut, pix);
     }
 }

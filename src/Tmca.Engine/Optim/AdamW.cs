@@ -25,6 +25,13 @@ public sealed class AdamW
         _v = Params.Select(p => Tensor.ZerosLike(p.Value, persistent: true)).ToArray();
     }
 
+    /// <summary>Frees the moments (the optimiser cannot step afterwards): for the end of a run.</summary>
+    public void FreeState()
+    {
+        foreach (var t in _m) t.Dispose();
+        foreach (var t in _v) t.Dispose();
+    }
+
     public void ZeroGrad()
     {
         foreach (var p in Params)

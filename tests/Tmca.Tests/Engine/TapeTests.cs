@@ -91,7 +91,9 @@ public class TapeTests
             temp = Tensor.Zeros([2]);
             kept = TensorScope.Keep(Tensor.Zeros([2]));
         }
-        // CPU storage is garbage-collected, so disposal is bookkeeping here; the CUDA backend frees on it.
-        Assert.NotNull(p.Storage); Assert.NotNull(kept.Storage); Assert.NotNull(temp.Storage);
+        // the temporary's storage went back (its array to the pool): reading it now throws instead of reading memory that
+        // another tensor may own
+        Assert.NotNull(p.Storage); Assert.NotNull(kept.Storage);
+        Assert.Throws<ObjectDisposedException>(() => temp.Storage);
     }
 }

@@ -25,7 +25,7 @@ public class DeviceFaultTests : IDisposable
     {
         Device.Require();   // CI must have the simulator (fails there, skips with the reason elsewhere)
         _data = _d["data"];
-        DataFixtures.PerId(_data, withVal: true, train: 12, test: 2);
+        DataFixtures.PerId(_data, withVal: true, train: 16, test: 2);
         _config = TestConfigs.WriteTiny(_d["cfg"]);
     }
 
@@ -41,12 +41,14 @@ public class DeviceFaultTests : IDisposable
     [Fact]
     public void OutOfMemoryNamesTheBytesTheOpAndABatchThatFits_AndThatBatchTrains()
     {
-        var mem = new Dictionary<string, string> { ["TMCA_SIM_MEMORY"] = "12M" };
+        var mem = new Dictionary<string, string> { ["TMCA_SIM_MEMORY"] = "11M" };
         var (code, _, err, _) = Train(8, mem);
         Assert.True(code == ExitCodes.RuntimeFailure, err);
         Assert.Single(err.Trim().Split('\n'));
-        Assert.Contains("error: out of device memory at step 1 (batch 8, 32 px) in ", err);
-        Assert.Matches(@"[\d.]+ (bytes|KiB|MiB) requested, [\d.]+ (bytes|KiB|MiB) free of 12\.0 MiB", err);
+        // the tape frees activations as the backward goes, so batch 8's first step may fit and the second (AdamW's
+        // moments now allocated) run out instead
+        Assert.Matches(@"^error: out of device memory at step [12] \(batch 8, 32 px\)", err);
+        Assert.Matches(@"[\d.]+ (bytes|KiB|MiB) requested, [\d.]+ (bytes|KiB|MiB) free of 11\.0 MiB", err);
         var m = Regex.Match(err, @"the largest batch that fits at 32 px is (\d+) \(measured: a step peaks at [\d.]+ MiB at batch 2 and [\d.]+ MiB at batch 4\); rerun with --batch (\d+)");
         Assert.True(m.Success, err);
         int fits = int.Parse(m.Groups[1].Value);
