@@ -8,17 +8,24 @@ namespace Tmca.Engine;
 /// the GC. TMCA_POISON=1 fills uninitialised rentals with NaN so that a kernel that forgets to write an element
 /// cannot go unnoticed (the test suite runs with it on).
 /// </summary>
-internal static class CpuArrayPool
+public static class CpuArrayPool
 {
     private const long MinElements = 1024;
     private const long MaxPooledBytes = 4L << 30;
     private static readonly Dictionary<(DType, long), Stack<Array>> Free = new();
     private static readonly object Lock = new();
     private static long _pooledBytes;
+    [ThreadStatic] private static long _threadLive;
+
+    /// <summary>Bytes of pooled arrays (≥ 1,024 elements) rented on this thread and not yet given back: the live
+    /// tensors of the work this thread runs (tests of the tape's freeing read it; other threads' work does not show).</summary>
+    public static long ThreadLiveBytes => _threadLive;
+    /// <summary>Bytes of arrays waiting in the pool for the next rental.</summary>
+    public static long CachedBytes { get { lock (Lock) return _pooledBytes; } }
 
     public static bool Poison { get; set; } = TmcaSettings.Current.Poison;
 
-    public static CpuStorage Rent(DType dtype, long count, bool zero)
+    internal static CpuStorage Rent(DType dtype, long count, bool zero)
     {
         if (count >= MinElements)
         {
@@ -33,6 +40,7 @@ internal static class CpuArrayPool
             }
             if (a is not null)
             {
+                _threadLive += count * dtype.SizeOf();
                 if (zero) Array.Clear(a);
                 else if (Poison) FillNaN(a);
                 return new CpuStorage(a, dtype) { Pooled = true };
@@ -40,12 +48,15 @@ internal static class CpuArrayPool
         }
         var fresh = CpuStorage.Allocate(dtype, count);
         if (!zero && Poison) FillNaN(fresh.Data);
-        return count >= MinElements ? new CpuStorage(fresh.Data, dtype) { Pooled = true } : fresh;
+        if (count < MinElements) return fresh;
+        _threadLive += count * dtype.SizeOf();
+        return new CpuStorage(fresh.Data, dtype) { Pooled = true };
     }
 
-    public static void Return(Array a, DType dtype)
+    internal static void Return(Array a, DType dtype)
     {
         long bytes = (long)a.Length * dtype.SizeOf();
+        _threadLive -= bytes;
         lock (Lock)
         {
             if (_pooledBytes + bytes > MaxPooledBytes) return;   // let the GC have it
