@@ -94,10 +94,7 @@ public sealed class Tape : IDisposable
                 if (reached) Inspector?.AfterBackward(i, e.Op);
             }
         }
-        foreach (var e in _entries)
-            foreach (var output in e.Outputs)
-                if (!output.Persistent) output.Grad = null;
-        _entries.Clear();
+        _entries.Clear();   // every non-persistent output's gradient was freed after its op's backward
         _done = true;
     }
 
@@ -119,12 +116,11 @@ public sealed class Tape : IDisposable
         }
         var freeAt = new List<Tensor>?[_entries.Count];
         unread = new List<Tensor>();
-        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         foreach (var e in _entries)
         {
             foreach (var t in e.Outputs.Concat(e.Scratch))
             {
-                if (t.Persistent || kept.Contains(t) || !seen.Add(t)) continue;
+                if (t.Persistent || kept.Contains(t)) continue;
                 if (lastReader.TryGetValue(t, out int i)) (freeAt[i] ??= new List<Tensor>()).Add(t);
                 else unread.Add(t);
             }

@@ -20,8 +20,6 @@ public static class CpuArrayPool
     /// <summary>Bytes of pooled arrays (≥ 1,024 elements) rented on this thread and not yet given back: the live
     /// tensors of the work this thread runs (tests of the tape's freeing read it; other threads' work does not show).</summary>
     public static long ThreadLiveBytes => _threadLive;
-    /// <summary>Bytes of arrays waiting in the pool for the next rental.</summary>
-    public static long CachedBytes { get { lock (Lock) return _pooledBytes; } }
 
     public static bool Poison { get; set; } = TmcaSettings.Current.Poison;
 
