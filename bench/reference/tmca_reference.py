@@ -196,9 +196,9 @@ class TMCA(nn.Module):
         return logits, maps, L
 
 
-def optimizer(m, lr=3e-4):
+def optimizer(m, lr=3e-4, foreach=False):
     scal = [p for p in m.parameters() if p.dim() == 0]; rest = [p for p in m.parameters() if p.dim() > 0]
-    return torch.optim.AdamW([{"params": rest, "weight_decay": 0.01}, {"params": scal, "weight_decay": 0.0}], lr=lr, foreach=False)
+    return torch.optim.AdamW([{"params": rest, "weight_decay": 0.01}, {"params": scal, "weight_decay": 0.0}], lr=lr, foreach=foreach)
 
 
 def load_st(path):
@@ -227,6 +227,8 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--tf32", action="store_true", help="TF32 matmuls and convolutions (cuda); without it both are strictly FP32")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model (if this PyTorch has it)")
+    ap.add_argument("--foreach", action="store_true", help="AdamW's multi-tensor (foreach) implementation")
+    ap.add_argument("--channels-last", action="store_true", help="model and image in channels-last memory format")
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
     if a.check: sys.exit(0 if check(a.check) else 1)
@@ -234,12 +236,15 @@ def main():
     if cuda:   # PyTorch's defaults allow TF32 in cuDNN convolutions: "FP32" must say it off explicitly
         torch.backends.cuda.matmul.allow_tf32 = a.tf32; torch.backends.cudnn.allow_tf32 = a.tf32
     torch.manual_seed(0)
-    c = dict(PRESETS[a.preset], **COMMON); m = TMCA(c, FLAGS).to(dev); m.train(); opt = optimizer(m)
+    c = dict(PRESETS[a.preset], **COMMON); m = TMCA(c, FLAGS).to(dev); m.train()
+    if a.channels_last: m = m.to(memory_format=torch.channels_last)
+    opt = optimizer(m, foreach=a.foreach)
     fwd = torch.compile(m) if a.compile and hasattr(torch, "compile") else m
     S, B = c["image_size"], a.batch
     img = torch.randn(B, 3, S, S); ids = torch.randint(5, 30000, (B, 24)); mask = torch.ones(B, 24, dtype=torch.long); mask[:, 18:] = 0; ids[:, 18:] = 0
     gt = (torch.rand(B, 1, S, S) > 0.7).float()
     img, ids, mask, gt = img.to(dev), ids.to(dev), mask.to(dev), gt.to(dev)
+    if a.channels_last: img = img.contiguous(memory_format=torch.channels_last)
     times = []
     for i in range(a.warmup + a.steps):
         if cuda: torch.cuda.synchronize()
