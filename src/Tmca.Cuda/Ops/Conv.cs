@@ -153,8 +153,13 @@ public sealed partial class CudaBackend
     }
 
     // gx_b += Wᵀ·gy_b (one batched GEMM, β = 1: the backward accumulates); gw += Σ_b gy_b·x_bᵀ. The batch is not
-    // contiguous along K (B×O×P), so gw is per-sample products into partials (batched GEMM, groups of samples
-    // accumulated with β = 1 while the partials would pass PointwisePartialBytes), then one fixed-order sum.
+    // contiguous along K (B×O×P), so gw takes whichever of two routes moves fewer bytes:
+    //  - per-sample products into partials (batched GEMM, groups of samples accumulated with β = 1 while the partials
+    //    would pass PointwisePartialBytes), then one fixed-order sum: cheap where the weight is small beside the
+    //    activations (early stages: many pixels, few channels);
+    //  - x and gy permuted to C×(B·P) and O×(B·P), then ONE GEMM with K = B·P: cheap where the weight is large beside
+    //    the activations (late stages: ConvNeXt-T stage 3's 3072×768 weight is 9.4 MB against 4.8 MB of x, and the
+    //    partials route rewrote six 9.4 MB partials six times, ≈ 0.7 GB for one weight gradient).
     private void PointwiseBackward(ConvGeom g, Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw)
     {
         int hw = g.H * g.W;
@@ -162,7 +167,8 @@ public sealed partial class CudaBackend
         if (gx is not null) Gemm(true, false, g.C, hw, g.O, 1.0, w, 0, 0, gy, 0, ys, 1.0, gx, 0, xs, g.B);
         if (gw is null) return;
         if (g.B == 1) { Gemm(false, true, g.O, g.C, hw, 1.0, gy, 0, ys, x, 0, xs, 1.0, gw, 0, 0, 1); return; }
-        int slots = (int)Math.Clamp(PointwisePartialBytes / Math.Max(1, w.Numel * 4), 1, g.B);
+        if (PointwiseWeightGradientByPermute(g, w.Numel)) { PointwiseWeightGradientPermuted(g, x, gy, gw); return; }
+        int slots = PointwisePartialSlots(g, w.Numel);
         var (part, size) = Pool.Rent((long)slots * w.Numel * 4);
         try
         {
@@ -177,6 +183,33 @@ public sealed partial class CudaBackend
             AddPartials(part, gw, slots);
         }
         finally { Pool.Return(part, size); }
+    }
+
+    private static int PointwisePartialSlots(ConvGeom g, long weightNumel) =>
+        (int)Math.Clamp(PointwisePartialBytes / Math.Max(1, weightNumel * 4), 1, g.B);
+
+    /// <summary>True when permuting x and gy (each read once and written once) moves fewer bytes than the partials:
+    /// round 0 writes its partials, every later sample reads and rewrites one, the sum reads them all.</summary>
+    internal static bool PointwiseWeightGradientByPermute(ConvGeom g, long weightNumel)
+    {
+        if (g.B == 1) return false;   // one sample: one plain GEMM into gw, no partials
+        long slots = PointwisePartialSlots(g, weightNumel);
+        long partialElements = weightNumel * (slots + 2 * (g.B - slots) + slots);
+        long permuteElements = 2L * g.B * (g.C + g.O) * g.H * g.W;
+        return permuteElements < partialElements;
+    }
+
+    // gw[O×C] += gyᵀ'·x' with x' = x permuted B×C×P → C×B×P and gy' = gy permuted B×O×P → O×B×P: one GEMM, K = B·P.
+    private void PointwiseWeightGradientPermuted(ConvGeom g, Tensor x, Tensor gy, Tensor gw)
+    {
+        int hw = g.H * g.W;
+        using var x3 = x.View(g.B, g.C, hw);
+        using var gy3 = gy.View(g.B, g.O, hw);
+        using var xt = Tensor.Empty([g.C, g.B, hw], DType.F32, this);
+        using var gyt = Tensor.Empty([g.O, g.B, hw], DType.F32, this);
+        Permute(x3, [1, 0, 2], xt, accumulate: false);
+        Permute(gy3, [1, 0, 2], gyt, accumulate: false);
+        Gemm(false, true, g.O, g.C, g.B * hw, 1.0, gyt, 0, 0, xt, 0, 0, 1.0, gw, 0, 0, 1);
     }
 
     /// <summary>A GEMM into pool memory (no tensor around it), counted and traced like <see cref="Gemm"/>.</summary>

@@ -1,4 +1,5 @@
 using Tmca.Cuda;
+using Tmca.Cuda.Kernels;
 using Tmca.Engine;
 using Tmca.Engine.Verification;
 using Xunit;
@@ -28,6 +29,7 @@ public class Tf32ConvParityTests
         { "decoder 3x3 pad 1", [2, 12, 9, 11], [7, 12, 3, 3], 1, 1, 1 },
         { "head 1x1 (GEMM)", [3, 16, 6, 6], [1, 16, 1, 1], 1, 0, 1 },
         { "pointwise MLP 1x1 (GEMM)", [2, 8, 5, 5], [32, 8, 1, 1], 1, 0, 1 },
+        { "late-stage 1x1: weight gradient through permuted operands", [4, 64, 2, 2], [128, 64, 1, 1], 1, 0, 1 },
         { "grouped 3x3 stride 2 pad 2", [2, 6, 11, 9], [9, 2, 3, 3], 2, 2, 3 },
         { "more than one tile in every direction", [2, 70, 12, 12], [80, 70, 3, 3], 1, 1, 1 },
         { "3x3 long K (weight gradient in K slices)", [8, 4, 40, 40], [5, 4, 3, 3], 1, 1, 1 },
@@ -53,6 +55,23 @@ public class Tf32ConvParityTests
     {
         var r = new Rng(name.Length + 200);
         Tf32Parity($"conv2d {name}", t => Ops.Conv2d(t[0], t[1], t[2], stride, pad, groups), [r.F32(x), r.F32(w, 0.3), r.F32([w[0]])], exact: false);
+    }
+
+    // ConvNeXt-T at batch 32 (the tiny preset): stage 0's MLP (96 → 384 channels at 56×56) has a 147 KB weight beside
+    // 38 MB of input, so per-sample partials are cheap; stage 3's (768 → 3072 at 7×7) has a 9.4 MB weight beside 4.8 MB
+    // of input, where six rounds of 9.4 MB partials cost ≈ 0.7 GB and permuting both operands ≈ 0.1 GB.
+    [Theory]
+    [InlineData(96, 384, 56, false)]
+    [InlineData(384, 96, 56, false)]
+    [InlineData(384, 1536, 14, true)]
+    [InlineData(768, 3072, 7, true)]
+    [InlineData(3072, 768, 7, true)]
+    public void ThePointwiseWeightGradientTakesTheCheaperRoute(int c, int o, int hw, bool permute)
+    {
+        var g = new ConvGeom { B = 32, C = c, H = hw, W = hw, O = o, Kh = 1, Kw = 1, Ho = hw, Wo = hw, Stride = 1, Groups = 1 };
+        Assert.Equal(permute, CudaBackend.PointwiseWeightGradientByPermute(g, (long)o * c));
+        var b1 = g; b1.B = 1;   // one sample: no partials to add, the plain GEMM is always cheaper than permuting
+        Assert.False(CudaBackend.PointwiseWeightGradientByPermute(b1, (long)o * c));
     }
 
     [Theory, MemberData(nameof(Transposed))]
