@@ -38,36 +38,49 @@ KERNEL void depthwise_conv_f32(const float* __restrict__ x, const float* __restr
     *out = accumulate ? *out + s : s;
 }
 
-// gw[c, ky, kx] += Σ_(b,y,x) gy[b, c, y, x]·x[b, c, y + ky − pad, x + kx − pad]. One block of 128 threads per
-// channel: each thread sums its share of (b, y, x) for all k·k taps, then thread j < k·k adds up tap j's 128
-// partials in order (deterministic). grid: C. The partials' rows are padded to 129 words: thread j reads row j,
-// so with 128-word rows the 32 lanes of a warp all hit one bank (a 32-way conflict on every read); with 129 lane j
-// is in bank (j + t) % 32.
-KERNEL void depthwise_conv_backward_weight_f32(const float* __restrict__ x, const float* __restrict__ gy, float* __restrict__ gw,
-                                               int B, int C, int H, int W, int k) {
+// gw[c, ky, kx] += Σ_(b,y,x) gy[b, c, y, x]·x[b, c, y + ky − pad, x + kx − pad]. grid: C × splits, 128 threads.
+// Block (c, s) takes the s-th of `splits` equal runs of channel c's B·H·W positions (ConvNeXt-T stage 0 has only
+// 96 channels: one block per channel would leave 36 of 132 SMs idle and each block reading 1/96 of 38 MB alone):
+// each thread sums its share for all k·k taps, then thread j < k·k adds up tap j's 128 partials in order. With one
+// split the block adds its sum into gw; with more it writes part[s, c, tap] and add_split_partials_f32 sums the
+// splits in order afterwards (deterministic either way). The tap loops run to DW_MAXK with `k` as a guard, so they
+// unroll and the 49 accumulators stay in registers (with `k` as the bound, acc[ky·k + kx] is indexed at run time
+// and lives in local memory). The partials' rows are padded to 129 words: thread j reads row j, so with 128-word
+// rows the 32 lanes of a warp would all hit one bank; with 129 lane j is in bank (j + t) % 32.
+KERNEL void depthwise_conv_backward_weight_f32(const float* __restrict__ x, const float* __restrict__ gy, float* __restrict__ out,
+                                               int B, int C, int H, int W, int k, int splits) {
     __shared__ float part[DW_MAXK * DW_MAXK][128 + 1];
-    int c = blockIdx.x, pad = k / 2, kk = k * k;
+    int c = blockIdx.x, split = blockIdx.y, pad = k / 2, kk = k * k;
     float acc[DW_MAXK * DW_MAXK];
-    for (int j = 0; j < kk; ++j) acc[j] = 0.0f;
-    i64 n = (i64)B * H * W;
-    for (i64 i = threadIdx.x; i < n; i += blockDim.x) {
-        int bi = (int)(i / ((i64)H * W)), p = (int)(i % ((i64)H * W)), yy = p / W, xx = p % W;
-        i64 plane = ((i64)bi * C + c) * H * W;
+#pragma unroll
+    for (int j = 0; j < DW_MAXK * DW_MAXK; ++j) acc[j] = 0.0f;
+    i64 hw = (i64)H * W, n = (i64)B * hw, chunk = (n + splits - 1) / splits;
+    i64 first = (i64)split * chunk, last = first + chunk < n ? first + chunk : n;
+    for (i64 i = first + threadIdx.x; i < last; i += blockDim.x) {
+        int bi = (int)(i / hw), p = (int)(i % hw), yy = p / W, xx = p % W;
+        i64 plane = ((i64)bi * C + c) * hw;
         float g = gy[plane + p];
-        for (int ky = 0; ky < k; ++ky) {
+#pragma unroll
+        for (int ky = 0; ky < DW_MAXK; ++ky) {
             int iy = yy + ky - pad;
-            if (iy < 0 || iy >= H) continue;
-            for (int kx = 0; kx < k; ++kx) {
+            if (ky >= k || iy < 0 || iy >= H) continue;
+#pragma unroll
+            for (int kx = 0; kx < DW_MAXK; ++kx) {
                 int ix = xx + kx - pad;
-                if (ix >= 0 && ix < W) acc[ky * k + kx] += g * x[plane + (i64)iy * W + ix];
+                if (kx < k && ix >= 0 && ix < W) acc[ky * DW_MAXK + kx] += g * x[plane + (i64)iy * W + ix];
             }
         }
     }
-    for (int j = 0; j < kk; ++j) part[j][threadIdx.x] = acc[j];
+#pragma unroll
+    for (int ky = 0; ky < DW_MAXK; ++ky)
+#pragma unroll
+        for (int kx = 0; kx < DW_MAXK; ++kx)
+            if (ky < k && kx < k) part[ky * k + kx][threadIdx.x] = acc[ky * DW_MAXK + kx];
     __syncthreads();
     if (threadIdx.x < kk) {
         float s = 0.0f;
         for (int t = 0; t < (int)blockDim.x; ++t) s += part[threadIdx.x][t];
-        gw[(i64)c * kk + threadIdx.x] += s;
+        if (splits == 1) out[(i64)c * kk + threadIdx.x] += s;
+        else out[((i64)split * C + c) * kk + threadIdx.x] = s;
     }
 }

@@ -261,11 +261,12 @@ public static class KernelCosts
             bool acc = l.I32(9) != 0;
             return Simt(2 * e * k2, F * (e + c * k2 + If(l.NonNull(2), c) + If(acc, e)), F * e);
         },
-        // depthwise_conv_backward_weight_f32(x, gy, gw, B, C, H, W, k): gw += Σ gy·x
+        // depthwise_conv_backward_weight_f32(x, gy, out, B, C, H, W, k, splits): gw += Σ gy·x with one split; with more,
+        // the splits' partials written (summed by add_split_partials_f32)
         ["depthwise_conv_backward_weight_f32"] = l =>
         {
-            long c = l.I32(4), k2 = (long)l.I32(7) * l.I32(7), e = (long)l.I32(3) * c * l.I32(5) * l.I32(6);
-            return Simt(2 * e * k2, F * (2 * e + c * k2), F * c * k2);
+            long c = l.I32(4), k2 = (long)l.I32(7) * l.I32(7), e = (long)l.I32(3) * c * l.I32(5) * l.I32(6), s = l.I32(8);
+            return Simt(2 * e * k2, F * (2 * e + If(s == 1, c * k2)), F * s * c * k2);
         },
 
         // ---- l2normalize.cu (rows × d): 3 FLOPs per element forward, 5 backward ----

@@ -68,7 +68,7 @@ public static class K
 
     // ---- depthwise.cu: stride 1, odd k ≤ 7, pad k/2; grid (tiles, B·C) with 16×16 threads / one 128-thread block per channel ----
     public static readonly KernelDescriptor DepthwiseConv = new("depthwise.cu", "depthwise_conv_f32", [CF, CF, CF, PF, I, I, I, I, I, I], LaunchRule.Explicit, 16, 16);
-    public static readonly KernelDescriptor DepthwiseConvBackwardWeight = new("depthwise.cu", "depthwise_conv_backward_weight_f32", [CF, CF, PF, I, I, I, I, I], LaunchRule.Explicit, 128);
+    public static readonly KernelDescriptor DepthwiseConvBackwardWeight = new("depthwise.cu", "depthwise_conv_backward_weight_f32", [CF, CF, PF, I, I, I, I, I, I], LaunchRule.Explicit, 128);
 
     // ---- l2normalize.cu: one warp per row ----
     public static readonly KernelDescriptor L2Normalize = new("l2normalize.cu", "l2normalize_f32", [CF, PF, PF, L, I, F], LaunchRule.WarpPerRow);

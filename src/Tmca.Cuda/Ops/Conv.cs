@@ -114,9 +114,7 @@ public sealed partial class CudaBackend
         {
             if (direct)
             {
-                var d = new KernelArgs(K.DepthwiseConvBackwardWeight);
-                d.Ptr(x).Ptr(gy).Ptr(gw).I32(g.B).I32(g.C).I32(g.H).I32(g.W).I32(g.Kh);
-                Launch(ref d, new Dim3((uint)g.C), g.ToString());
+                DepthwiseWeightGradient(g, x, gy, gw);
             }
             else
             {
@@ -134,6 +132,36 @@ public sealed partial class CudaBackend
             }
         }
         if (gb is not null) BiasGradient(gy, gb, g.B, g.O, (long)g.Ho * g.Wo);
+    }
+
+    /// <summary>gw += Σ gy ⊗ x for a depthwise convolution: C × splits blocks, the splits chosen so that the grid fills
+    /// every SM twice over while each block still has ≥ 4,096 positions to sum (fewer channels than SMs at ConvNeXt's
+    /// first stage); partials summed in a fixed order after, when there is more than one split.</summary>
+    private void DepthwiseWeightGradient(ConvGeom g, Tensor x, Tensor gy, Tensor gw)
+    {
+        int splits = DepthwiseWeightSplits(g, SmCount);
+        var d = new KernelArgs(K.DepthwiseConvBackwardWeight);
+        if (splits == 1)
+        {
+            d.Ptr(x).Ptr(gy).Ptr(gw).I32(g.B).I32(g.C).I32(g.H).I32(g.W).I32(g.Kh).I32(1);
+            Launch(ref d, new Dim3((uint)g.C), g.ToString());
+            return;
+        }
+        var (part, size) = Pool.Rent((long)splits * gw.Numel * 4);
+        try
+        {
+            d.Ptr(x).Ptr(gy).Ptr(part).I32(g.B).I32(g.C).I32(g.H).I32(g.W).I32(g.Kh).I32(splits);
+            Launch(ref d, new Dim3((uint)g.C, (uint)splits), $"{g}, {splits} splits");
+            AddPartials(part, gw, splits);
+        }
+        finally { Pool.Return(part, size); }
+    }
+
+    internal static int DepthwiseWeightSplits(ConvGeom g, int smCount)
+    {
+        long positions = (long)g.B * g.H * g.W;
+        long wanted = (2L * smCount + g.C - 1) / g.C, most = Math.Max(1, positions / 4096);
+        return (int)Math.Clamp(Math.Min(wanted, most), 1, 64);
     }
 
     // ---- 1×1 convolutions as strided-batched GEMMs (x_b: C×P, w: O×C, y_b: O×P with P = H·W) ----

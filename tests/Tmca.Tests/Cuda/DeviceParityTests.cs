@@ -302,6 +302,7 @@ public class DeviceParityTests
         { "pointwise MLP 1x1", [2, 8, 5, 5], [32, 8, 1, 1], 1, 0, 1, false },
         { "depthwise 7x7 pad 3", [2, 6, 13, 10], [6, 1, 7, 7], 1, 3, 6, true },
         { "depthwise 3x3 pad 1", [1, 4, 20, 18], [4, 1, 3, 3], 1, 1, 4, false },
+        { "depthwise 7x7, weight gradient in 3 splits", [3, 2, 72, 64], [2, 1, 7, 7], 1, 3, 2, true },
         { "depthwise 3x3 stride 2 (general path)", [2, 4, 9, 9], [4, 1, 3, 3], 2, 1, 4, true },
         { "grouped 3x3 stride 2 pad 2", [2, 6, 11, 9], [9, 2, 3, 3], 2, 2, 3, true },
         { "more than one tile in every direction", [2, 70, 12, 12], [80, 70, 3, 3], 1, 1, 1, true },
@@ -323,6 +324,20 @@ public class DeviceParityTests
     {
         var r = new Rng(k * 10 + o);
         Parity($"conv_transpose2d k={k}", t => Ops.ConvTranspose2d(t[0], t[1], t[2], k), [r.F32([b, c, h, h + 1]), r.F32([c, o, k, k], 0.3), r.F32([o])]);
+    }
+
+    // ConvNeXt-T at batch 32: stage 0 has 96 channels at 56×56 (3 splits: 288 blocks on 132 SMs), stage 3 768 (one
+    // block per channel already fills the device); a small sum is not split below 4,096 positions a block.
+    [Theory]
+    [InlineData(32, 96, 56, 132, 3)]
+    [InlineData(32, 192, 28, 132, 2)]
+    [InlineData(32, 768, 7, 132, 1)]
+    [InlineData(3, 2, 72, 132, 3)]
+    [InlineData(2, 6, 13, 132, 1)]
+    public void TheDepthwiseWeightGradientSplitsToFillTheDevice(int b, int c, int hw, int sms, int splits)
+    {
+        var g = new Tmca.Cuda.Kernels.ConvGeom { B = b, C = c, H = hw, W = hw, O = c, Kh = 7, Kw = 7, Ho = hw, Wo = hw, Stride = 1, Pad = 3, Groups = c };
+        Assert.Equal(splits, CudaBackend.DepthwiseWeightSplits(g, sms));
     }
 
     [Fact]
