@@ -5,6 +5,7 @@ namespace Tmca.Cuda;
 /// for the kernel lab's roofline fractions. Dense figures (no 2:4 sparsity). Memory bandwidth is better measured
 /// (`tmca doctor --measure`): a datasheet's HBM figure is a ceiling a copy kernel reaches ~90 % of.
 /// H100 SXM and H200 share the die (132 SMs, same compute peaks); H200's HBM3e is ≈4.8 TB/s, H100 SXM's HBM3 3.35.
+/// The planner's devices (Plan/DeviceModels) carry the same datasheet figures; DevicePeaksTests holds the two tables together.
 /// </summary>
 public sealed record DevicePeaks(string Match, double HbmGBs, double Fp32TFlops, double Tf32TFlops)
 {
@@ -19,6 +20,7 @@ public sealed record DevicePeaks(string Match, double HbmGBs, double Fp32TFlops,
         new("A100", 1555, 19.5, 156),
         new("L40S", 864, 91.6, 183),
         new("L4", 300, 30.3, 60),
+        new("RTX 4090", 1008, 82.6, 82.6),
     ];
 
     /// <summary>The peaks for a device name, or null when the table does not know it (then no roofline fraction is claimed).</summary>
