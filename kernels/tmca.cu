@@ -119,72 +119,111 @@ KERNEL void tmca_infonce_multilevel_backward_f32(const float* __restrict__ p_row
 //   v: B×N×d, u: B×d, f, f_out: B×C×N (N = h·w); a, b, gamma: [1]; s, logits, att: B×N
 //   s = ⟨v_p, u⟩, logits = a·s + b, att = σ(logits), f_out = f ⊙ (1 + γ·att)
 
-// grid B (one block per sample), threads over pixels
+// grid (⌈N/32⌉, B), 128 threads: block (t, b) takes pixels 32t … 32t + 31 of sample b (a block per sample left ConvNeXt-T's
+// 32-sample batch on 32 of 132 SMs, each reading megabytes alone). Each warp takes 8 of the tile's pixels in turn, its
+// lanes striding over d: v's rows are d contiguous floats, so a warp reads one row coalesced (a thread per pixel read 32
+// rows at once, a sector each); the lanes' sum by shuffles. Then the block scales f's C×32 patch, lanes along pixels.
+#define LGTE_TILE 32
 KERNEL void tmca_similarity_lgte_f32(const float* __restrict__ v, const float* __restrict__ u, const float* __restrict__ f,
                                      const float* __restrict__ a, const float* __restrict__ b, const float* __restrict__ gamma,
                                      float* __restrict__ s, float* __restrict__ logits, float* __restrict__ att, float* __restrict__ f_out,
                                      int C, int N, int d) {
-    int bi = blockIdx.x;
+    __shared__ float scale[LGTE_TILE];
+    int bi = blockIdx.y, p0 = blockIdx.x * LGTE_TILE, n = min(LGTE_TILE, N - p0);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const float* ub = u + (i64)bi * d;
     float av = a[0], bv = b[0], g = gamma[0];
-    for (int p = threadIdx.x; p < N; p += blockDim.x) {
-        const float* vp = v + ((i64)bi * N + p) * d;
+    for (int j = warp; j < n; j += warps) {   // j is the same on every lane of a warp: the shuffles see all 32
+        i64 at = (i64)bi * N + p0 + j;
+        const float* vp = v + at * d;
         float dot = 0.0f;
-        for (int k = 0; k < d; ++k) dot += vp[k] * ub[k];
+        for (int k = lane; k < d; k += 32) dot += vp[k] * ub[k];
+        dot = warp_sum(dot);
         float z = av * dot + bv, A = 1.0f / (1.0f + expf(-z));
-        i64 at = (i64)bi * N + p;
-        s[at] = dot; logits[at] = z; att[at] = A;
-        float scale = 1.0f + g * A;
-        for (int c = 0; c < C; ++c) { i64 fi = ((i64)bi * C + c) * N + p; f_out[fi] = f[fi] * scale; }
+        if (lane == 0) { s[at] = dot; logits[at] = z; att[at] = A; scale[j] = 1.0f + g * A; }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < C * LGTE_TILE; i += blockDim.x) {
+        int c = i / LGTE_TILE, j = i % LGTE_TILE;
+        if (j >= n) continue;
+        i64 fi = ((i64)bi * C + c) * N + p0 + j;
+        f_out[fi] = f[fi] * scale[j];
     }
 }
 
-// grid B. From g_fout (may be null) and the pixel-alignment loss gradient g_pix with its target (both may be null):
-// gf += g_fout·(1 + γA); gz = γ·Σ_c g_fout·f·A(1−A) + g_pix·(A − W)/(B·N); gs = a·gz; gv_p += gs·u; gu += Σ_p gs·v_p
-// (through gs_scratch, B×N); the sample's Σ gz·s, Σ gz and Σ g_fout·f·A go to partial[3·b] for the finish kernel.
+// grid (⌈N/32⌉, B), 128 threads, the forward's tiles. From g_fout (may be null) and the pixel-alignment loss gradient
+// g_pix with its target (both may be null): gf += g_fout·(1 + γA); gz = γ·Σ_c g_fout·f·A(1−A) + g_pix·(A − W)/(B·N);
+// gs = a·gz; gv_p += gs·u; the tile's Σ_p gs·v_p goes to gu_part[t, b, :] and its Σ gz·s, Σ gz and Σ g_fout·f·A to
+// partial[3(t·B + b) …]; add_split_partials_f32 (gu) and tmca_lgte_finish_f32 (a, b, γ) add the tiles in order after.
+//  1. lanes along the tile's pixels, the 4 warps over channels c ≡ warp (mod 4): each thread sums its channels for
+//     its pixel (g_fout and f read coalesced) and writes gf; the 4 channel groups are added in order in shared memory;
+//  2. thread j < 32: gz and gs of pixel j;
+//  3. gv[p, k] += gs_p·u_k with k fastest (v's rows: coalesced); thread k sums gs_p·v[p, k] over the tile's pixels.
 KERNEL void tmca_similarity_lgte_backward_f32(const float* __restrict__ v, const float* __restrict__ u, const float* __restrict__ f,
                                               const float* __restrict__ a, const float* __restrict__ gamma, const float* __restrict__ s,
                                               const float* __restrict__ att, const float* __restrict__ target,
                                               const float* __restrict__ g_fout, const float* __restrict__ g_pix,
-                                              float* gv, float* gu, float* gf, float* __restrict__ gs_scratch, float* __restrict__ partial,
+                                              float* gv, float* __restrict__ gu_part, float* gf, float* __restrict__ partial,
                                               int B, int C, int N, int d) {
-    __shared__ float scratch[32];
-    int bi = blockIdx.x;
+    __shared__ float part_ga[4][LGTE_TILE], part_pg[4][LGTE_TILE], gs[LGTE_TILE], scratch[32];
+    int bi = blockIdx.y, tile = blockIdx.x, p0 = tile * LGTE_TILE, n = min(LGTE_TILE, N - p0);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     float av = a[0], g = gamma[0];
     float gp = g_pix && target ? g_pix[0] / ((float)B * N) : 0.0f;
+    {
+        float ga = 0.0f, pg = 0.0f;
+        if (lane < n) {
+            i64 at = (i64)bi * N + p0 + lane;
+            float A = att[at];
+            if (g_fout)
+                for (int c = warp; c < C; c += warps) {
+                    i64 fi = ((i64)bi * C + c) * N + p0 + lane;
+                    float go = g_fout[fi], x = f[fi];
+                    ga += go * x * g;
+                    pg += go * x * A;
+                    if (gf) gf[fi] += go * (1.0f + g * A);
+                }
+        }
+        if (warp < 4) { part_ga[warp][lane] = ga; part_pg[warp][lane] = pg; }
+    }
+    __syncthreads();
     float pa = 0.0f, pb = 0.0f, pg = 0.0f;
-    const float* ub = u + (i64)bi * d;
-    for (int p = threadIdx.x; p < N; p += blockDim.x) {
-        i64 at = (i64)bi * N + p;
-        float A = att[at], gA = 0.0f;
-        if (g_fout)
-            for (int c = 0; c < C; ++c) {
-                i64 fi = ((i64)bi * C + c) * N + p;
-                float go = g_fout[fi], x = f[fi];
-                gA += go * x * g;
-                pg += go * x * A;
-                if (gf) gf[fi] += go * (1.0f + g * A);
-            }
-        float gz = gA * A * (1.0f - A) + (gp != 0.0f ? gp * (A - target[at]) : 0.0f);
-        pa += gz * s[at];
-        pb += gz;
-        float gsv = av * gz;
-        gs_scratch[at] = gsv;
-        if (gv) for (int k = 0; k < d; ++k) gv[at * d + k] += gsv * ub[k];
+    if (threadIdx.x < LGTE_TILE) {
+        int j = threadIdx.x;
+        float gsv = 0.0f;
+        if (j < n) {
+            i64 at = (i64)bi * N + p0 + j;
+            float A = att[at], gA = 0.0f;
+            for (int w = 0; w < 4 && w < warps; ++w) { gA += part_ga[w][j]; pg += part_pg[w][j]; }
+            float gz = gA * A * (1.0f - A) + (gp != 0.0f ? gp * (A - target[at]) : 0.0f);
+            pa = gz * s[at];
+            pb = gz;
+            gsv = av * gz;
+        }
+        gs[j] = gsv;
     }
     pa = block_sum(pa, scratch);
     pb = block_sum(pb, scratch);
-    pg = block_sum(pg, scratch);   // the barriers inside also make gs_scratch visible to the whole block
-    if (threadIdx.x == 0) { partial[3 * bi] = pa; partial[3 * bi + 1] = pb; partial[3 * bi + 2] = pg; }
-    if (gu)
+    pg = block_sum(pg, scratch);   // the barriers inside also make gs visible to the whole block
+    i64 slot = (i64)tile * B + bi;
+    if (threadIdx.x == 0) { partial[3 * slot] = pa; partial[3 * slot + 1] = pb; partial[3 * slot + 2] = pg; }
+    const float* ub = u + (i64)bi * d;
+    const float* vt = v + ((i64)bi * N + p0) * d;
+    if (gv)
+        for (int i = threadIdx.x; i < n * d; i += blockDim.x) {
+            int j = i / d, k = i % d;
+            gv[((i64)bi * N + p0) * d + i] += gs[j] * ub[k];
+        }
+    if (gu_part)
         for (int k = threadIdx.x; k < d; k += blockDim.x) {
             float acc = 0.0f;
-            for (int p = 0; p < N; ++p) acc += gs_scratch[(i64)bi * N + p] * v[((i64)bi * N + p) * d + k];
-            gu[(i64)bi * d + k] += acc;
+            for (int j = 0; j < n; ++j) acc += gs[j] * vt[(i64)j * d + k];
+            gu_part[slot * d + k] = acc;
         }
 }
 
-// One thread: ga += Σ_b partial[3b], gb += Σ_b partial[3b+1], gγ += Σ_b partial[3b+2], in sample order
+// One thread: ga += Σ_i partial[3i], gb += Σ_i partial[3i+1], gγ += Σ_i partial[3i+2] over the B·tiles (tile, sample)
+// partials, in order
 KERNEL void tmca_lgte_finish_f32(const float* __restrict__ partial, float* ga, float* gb, float* g_gamma, int B) {
     if (threadIdx.x != 0 || blockIdx.x != 0) return;
     float sa = 0.0f, sb = 0.0f, sg = 0.0f;

@@ -304,22 +304,22 @@ public static class KernelCosts
             long L = l.I32(4), e = L * l.I32(5) * l.I32(5);
             return Simt(4 * e, F * (3 * e + L + 1), F * e);
         },
-        // tmca_similarity_lgte_f32(v, u, f, a, b, gamma, s, logits, att, f_out, C, N, d): B = grid.x;
+        // tmca_similarity_lgte_f32(v, u, f, a, b, gamma, s, logits, att, f_out, C, N, d): B = grid.y (grid.x: pixel tiles);
         // s = ⟨v_p, u⟩ (2d per pixel), logits, σ (5 per pixel), f_out = f·(1 + γA) (2 per element of f)
-        ["tmca_similarity_lgte_f32"] = l => SimilarityLgte(B: l.Grid.X, C: l.I32(10), N: l.I32(11), D: l.I32(12), naive: false),
-        // tmca_similarity_lgte_backward_f32(v, u, f, a, gamma, s, att, target, g_fout, g_pix, gv, gu, gf, gs_scratch,
-        //   partial, B, C, N, d): through g_fout 6 FLOPs per element of f (gA, pg, gf); per pixel gz (6); gv += gs·u and
-        //   gu += Σ gs·v (2d each); gs_scratch is written and read back by the block
+        ["tmca_similarity_lgte_f32"] = l => SimilarityLgte(B: l.Grid.Y, C: l.I32(10), N: l.I32(11), D: l.I32(12), naive: false),
+        // tmca_similarity_lgte_backward_f32(v, u, f, a, gamma, s, att, target, g_fout, g_pix, gv, gu_part, gf, partial,
+        //   B, C, N, d), grid (tiles, B): through g_fout 6 FLOPs per element of f (gA, pg, gf); per pixel gz (6); gv += gs·u
+        //   and the tiles' Σ gs·v (2d each); gu_part (tiles × B × d) and partial (3 per tile and sample) written
         ["tmca_similarity_lgte_backward_f32"] = l =>
         {
-            long B = l.I32(15), C = l.I32(16), N = l.I32(17), d = l.I32(18), px = B * N, fe = px * C, ve = px * d;
+            long B = l.I32(14), C = l.I32(15), N = l.I32(16), d = l.I32(17), tiles = l.Grid.X, px = B * N, fe = px * C, ve = px * d;
             bool gfout = l.NonNull(8), pix = l.NonNull(9) && l.NonNull(7), gv = l.NonNull(10), gu = l.NonNull(11), gf = l.NonNull(12) && gfout;
             long flops = If(gfout, 6 * fe) + 6 * px + If(gv, 2 * ve) + If(gu, 2 * ve);
-            long read = F * (If(gfout, 2 * fe) + If(gf, fe) + 2 * px + If(pix, px + 1) + B * d + 2 + If(gv, ve) + If(gu, ve + B * d) + If(gu, px));
-            long written = F * (If(gf, fe) + px + If(gv, ve) + If(gu, B * d) + 3 * B);
+            long read = F * (If(gfout, 2 * fe) + If(gf, fe) + 2 * px + If(pix, px + 1) + B * d + 2 + If(gv, ve) + If(gu, ve));
+            long written = F * (If(gf, fe) + If(gv, ve) + If(gu, tiles * B * d) + 3 * tiles * B);
             return Simt(flops, read, written);
         },
-        // tmca_lgte_finish_f32(partial, ga, gb, g_gamma, B): three sums of B partials into three scalars (+=)
+        // tmca_lgte_finish_f32(partial, ga, gb, g_gamma, count): three sums of count (tile, sample) partials into three scalars (+=)
         ["tmca_lgte_finish_f32"] = l => { long B = l.I32(4); return Simt(3 * B + 3, F * (3 * B + 3), F * 3); },
         // tmca_target_logits_naive_f32(levels, gt, tau, z): the same useful work (without writing ω and v̄); every logit
         // pools its sample's map twice and weights all n·d pixel values: executed per logit 2·S·Sw + 3·n·d

@@ -90,11 +90,11 @@ public static class K
     public static readonly KernelDescriptor MultiLevelInfoNce = new("tmca.cu", "tmca_infonce_multilevel_f32", [CF, "const unsigned char*", PF, PF, PF, I, I], LaunchRule.Explicit);
     public static readonly KernelDescriptor MultiLevelInfoNceBackward = new("tmca.cu", "tmca_infonce_multilevel_backward_f32", [CF, CF, CF, PF, I, I], LaunchRule.GridStride);
 
-    /// <summary>grid B (a block per sample).</summary>
-    public static readonly KernelDescriptor SimilarityLgte = new("tmca.cu", "tmca_similarity_lgte_f32", [CF, CF, CF, CF, CF, CF, PF, PF, PF, PF, I, I, I], LaunchRule.Explicit);
-    /// <summary>grid B (a block per sample).</summary>
+    /// <summary>grid (⌈N/32⌉ pixel tiles, B), 128 threads.</summary>
+    public static readonly KernelDescriptor SimilarityLgte = new("tmca.cu", "tmca_similarity_lgte_f32", [CF, CF, CF, CF, CF, CF, PF, PF, PF, PF, I, I, I], LaunchRule.Explicit, 128);
+    /// <summary>grid (⌈N/32⌉ pixel tiles, B), 128 threads.</summary>
     public static readonly KernelDescriptor SimilarityLgteBackward = new("tmca.cu", "tmca_similarity_lgte_backward_f32",
-        [CF, CF, CF, CF, CF, CF, CF, CF, CF, CF, PF, PF, PF, PF, PF, I, I, I, I], LaunchRule.Explicit);
+        [CF, CF, CF, CF, CF, CF, CF, CF, CF, CF, PF, PF, PF, PF, I, I, I, I], LaunchRule.Explicit, 128);
     /// <summary>One thread.</summary>
     public static readonly KernelDescriptor LgteFinish = new("tmca.cu", "tmca_lgte_finish_f32", [CF, PF, PF, PF, I], LaunchRule.Explicit, 32);
 

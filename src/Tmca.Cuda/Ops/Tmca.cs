@@ -78,7 +78,7 @@ public sealed unsafe partial class CudaBackend
         if (B == 0 || N == 0) return;
         var k = new KernelArgs(K.SimilarityLgte);
         k.Ptr(v).Ptr(u).Ptr(f).Ptr(a).Ptr(b).Ptr(gamma).Ptr(s).Ptr(logits).Ptr(att).Ptr(fOut).I32(C).I32(N).I32(D);
-        Launch(ref k, new Dim3((uint)B), $"B={B} C={C} N={N} d={D}");
+        Launch(ref k, new Dim3((uint)LgteTiles(N), (uint)B), $"B={B} C={C} N={N} d={D}");
     }
 
     public void SimilarityLgteBackward(Tensor v, Tensor u, Tensor f, Tensor a, Tensor gamma, Tensor s, Tensor att, Tensor? target,
@@ -90,20 +90,30 @@ public sealed unsafe partial class CudaBackend
         BackendChecks.Count(gv, v.Numel, "gv"); BackendChecks.Count(gu, u.Numel, "gu"); BackendChecks.Count(gf, f.Numel, "gf");
         BackendChecks.Count(ga, 1, "ga"); BackendChecks.Count(gb, 1, "gb"); BackendChecks.Count(gGamma, 1, "gγ");
         if (B == 0 || N == 0) return;
-        var (scratch, sSize) = Pool.Rent((long)B * N * 4);
-        var (partial, pSize) = Pool.Rent((long)B * 3 * 4);
+        // per (pixel tile, sample): gu's partial rows and the three scalar partials, added in tile order after
+        int tiles = LgteTiles(N);
+        var (guPart, gSize) = gu is null ? (0ul, 0L) : Pool.Rent((long)tiles * B * D * 4);
+        var (partial, pSize) = Pool.Rent((long)tiles * B * 3 * 4);
         try
         {
             var k = new KernelArgs(K.SimilarityLgteBackward);
             k.Ptr(v).Ptr(u).Ptr(f).Ptr(a).Ptr(gamma).Ptr(s).Ptr(att).Ptr(target).Ptr(gFOut).Ptr(gPix)
-             .Ptr(gv).Ptr(gu).Ptr(gf).Ptr(scratch).Ptr(partial).I32(B).I32(C).I32(N).I32(D);
-            Launch(ref k, new Dim3((uint)B), $"B={B} C={C} N={N} d={D}");
+             .Ptr(gv).Ptr(guPart).Ptr(gf).Ptr(partial).I32(B).I32(C).I32(N).I32(D);
+            Launch(ref k, new Dim3((uint)tiles, (uint)B), $"B={B} C={C} N={N} d={D}, {tiles} tiles");
+            if (gu is not null) AddPartials(guPart, gu, tiles);
             var fin = new KernelArgs(K.LgteFinish);
-            fin.Ptr(partial).Ptr(ga).Ptr(gb).Ptr(gGamma).I32(B);
-            Launch(ref fin, new Dim3(1), $"B={B}");
+            fin.Ptr(partial).Ptr(ga).Ptr(gb).Ptr(gGamma).I32(tiles * B);
+            Launch(ref fin, new Dim3(1), $"{tiles} tiles × B={B}");
         }
-        finally { Pool.Return(scratch, sSize); Pool.Return(partial, pSize); }
+        finally
+        {
+            if (gu is not null) Pool.Return(guPart, gSize);
+            Pool.Return(partial, pSize);
+        }
     }
+
+    /// <summary>The similarity/LGTE kernels' pixel tiles (32 pixels a block, tmca.cu's LGTE_TILE).</summary>
+    private static int LgteTiles(int n) => (n + 31) / 32;
 
     // ---- the kernel lab's naive versions (not used by the model) ----
 

@@ -123,6 +123,8 @@ public class FusedTmcaTests
         { "non-square grid, an empty target", 2, 7, 3, 5, 4, true, true },
         { "without the pixel loss", 4, 3, 2, 2, 8, false, false },
         { "one pixel", 2, 4, 1, 1, 5, true, false },
+        // the kernels' 32-pixel tiles: three of them (the last one partial), d past a warp's 32 lanes
+        { "several pixel tiles, d > 32", 2, 6, 7, 10, 40, true, false },
     };
 
     private static List<(string Name, Tensor Value)> RunLgte(bool fused, IBackend be, int seed, int B, int C, int h, int w, int d, bool withTarget, bool emptyTarget)
