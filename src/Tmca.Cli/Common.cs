@@ -28,7 +28,8 @@ internal static class Common
     public static Argument<string?> Data() => new Argument<string?>("data") { Description = "dataset folder (lvit, csv or per-id layout); omitted: the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne }.ExistingDirectory();
     public static Argument<string> CheckpointArgument() => new Argument<string>("checkpoint") { Description = "model checkpoint (.safetensors)" }.ExistingFile();
 
-    /// <summary>The compute backend by name; CUDA arrives with the CUDA backend (a clear error until then).</summary>
+    /// <summary>The compute backend by name (see <see cref="Backends"/>: cpu, cuda/gpu, cuda-sim/sim); a device this machine
+    /// lacks is a clear error, not a crash.</summary>
     public static IBackend Backend(string name) => Backends.Get(name);
 
     /// <summary>Runs a command body: an expected failure becomes one line on stderr and its exit code (<see cref="ExitCodes"/>),

@@ -4,7 +4,8 @@ namespace Tmca.Engine;
 
 /// <summary>
 /// Op-level timing: every leaf op times its forward ("conv2d") and its backward ("conv2d.backward") when
-/// enabled; `tmca bench --profile` prints the table. Composite ops (attention, Dice, pixel shuffle) are not timed
+/// enabled; `Tmca.Bench step PRESET BATCH … --profile`
+/// (bench/Tmca.Bench) prints the table. Composite ops (attention, Dice, pixel shuffle) are not timed
 /// themselves — their leaf ops are — so nothing is counted twice. Device backends are synchronised at each
 /// region boundary while profiling, so that asynchronous launches are charged to the op that issued them.
 /// Costs a thread-static write and a bool check per region when disabled (the op's name is always kept for errors).
