@@ -15,6 +15,7 @@ public static class TrainStepBenchmark
         {
             impl = "tmca-cpu", runtime = Environment.Version.ToString(), threads = Environment.ProcessorCount, preset, batch,
             median_ms = t.MedianMs, min_ms = t.MinMs, peak_managed_mib = t.PeakManagedMiB, peak_rss_mib = t.PeakRssMiB,
+            peak_pool_mib = MemoryUse.MiB(t.Memory.PoolPeakBytes), pool_cached_mib = MemoryUse.MiB(t.Memory.PoolCachedBytes),
         }));
         return 0;
     }

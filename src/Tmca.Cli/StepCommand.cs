@@ -24,12 +24,16 @@ internal static class StepCommand
         cmd.SetAction(p => Common.Guard(() =>
         {
             var be = Common.Backend(p.GetValue(device)!);
-            Func<long>? peak = be is Tmca.Cuda.CudaBackend cuda ? () => cuda.Pool.PeakBytes : null;
-            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, devicePeak: peak, loop: p.GetValue(loop)!);
+            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, loop: p.GetValue(loop)!);
+            var m = t.Memory;
+            bool onDevice = be is Tmca.Engine.IDeviceMemory;
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 impl = "tmca", loop = p.GetValue(loop), device = t.Device, preset = t.Preset, batch = t.Batch, median_ms = t.MedianMs, min_ms = t.MinMs, images_per_s = t.ImagesPerSecond,
-                peak_device_mib = t.DevicePeakBytes is { } b ? Math.Round(b / 1048576.0, 1) : (double?)null, peak_rss_mib = t.PeakRssMiB,
+                peak_rss_mib = t.PeakRssMiB,
+                // the pool that holds the tensors: the device pool on a device, the CPU array pool on the CPU
+                peak_device_mib = onDevice ? MemoryUse.MiB(m.PoolPeakBytes) : (double?)null, device_cached_mib = onDevice ? MemoryUse.MiB(m.PoolCachedBytes) : (double?)null,
+                peak_pool_mib = onDevice ? (double?)null : MemoryUse.MiB(m.PoolPeakBytes), pool_cached_mib = onDevice ? (double?)null : MemoryUse.MiB(m.PoolCachedBytes),
             }));
             return 0;
         }));

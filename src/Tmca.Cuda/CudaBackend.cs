@@ -20,6 +20,7 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
 {
     long IDeviceMemory.InUseBytes => Pool.InUseBytes;
     long IDeviceMemory.PeakBytes => Pool.PeakBytes;
+    long IDeviceMemory.CachedBytes => Pool.CachedBytes;
     void IDeviceMemory.ResetPeak() => Pool.ResetPeak();
     void IDeviceMemory.ReleaseCache() => Pool.EmptyCache();
 

@@ -6,7 +6,7 @@ namespace Tmca.Cuda;
 /// A caching device allocator: freed blocks go to a free list per size class and are handed out again, so a
 /// training step reuses the previous step's memory instead of calling cuMemAlloc/cuMemFree hundreds of times.
 /// Reuse is safe because all work runs on one stream (a block is freed only after the work queued before it).
-/// Sizes: multiples of 512 B below 1 MiB, above that 2^k·{1, 1.25, 1.5, 1.75}. Reports in-use and peak bytes.
+/// Sizes: multiples of 512 B below 1 MiB, above that 2^k·{1, 1.25, 1.5, 1.75}. Reports live (in-use), cached and peak bytes.
 /// Without caching (the simulator's memory checking) every block has its exact size and is freed at once.
 /// </summary>
 public sealed class DevicePool(IDeviceRuntime runtime, bool caching = true)
@@ -16,6 +16,8 @@ public sealed class DevicePool(IDeviceRuntime runtime, bool caching = true)
     public long InUseBytes { get; private set; }
     public long PeakBytes { get; private set; }
     public long ReservedBytes { get; private set; }
+    /// <summary>Free blocks kept for reuse: held from the device, not live.</summary>
+    public long CachedBytes => ReservedBytes - InUseBytes;
 
     public static long SizeClass(long bytes)
     {

@@ -19,11 +19,13 @@ public static class ByteSize
 }
 
 /// <summary>A backend whose memory use can be measured: the training loop measures steps at two batch sizes after an
-/// out-of-memory error, to say which batch would fit.</summary>
+/// out-of-memory error, to say which batch would fit; `tmca step` and epochs.jsonl report live, cached and peak bytes.</summary>
 public interface IDeviceMemory
 {
     long InUseBytes { get; }
     long PeakBytes { get; }
+    /// <summary>Free blocks the pool keeps for reuse (held from the device, not live).</summary>
+    long CachedBytes { get; }
     void ResetPeak();
     /// <summary>Gives cached free blocks back to the device.</summary>
     void ReleaseCache();

@@ -21,7 +21,9 @@ public abstract class Storage
 /// <summary>Host memory: a managed array of the element type.</summary>
 public sealed class CpuStorage : Storage
 {
-    public readonly Array Data;
+    /// <summary>The elements. After the storage is freed it lets go of the array (back to the pool, or to the GC), so
+    /// that a freed tensor still referenced from a closure or a list does not keep its memory alive.</summary>
+    public Array Data { get; private set; }
     private readonly DType _dtype;
 
     /// <summary>True when the array came from <see cref="CpuArrayPool"/> and goes back to it when freed.</summary>
@@ -29,7 +31,9 @@ public sealed class CpuStorage : Storage
 
     protected override void Free()
     {
-        if (Pooled) CpuArrayPool.Return(Data, _dtype);
+        var a = Data;
+        Data = null!;   // a read after this is a bug the tensor's own disposed check reports first
+        if (Pooled) CpuArrayPool.Return(a, _dtype);
     }
 
     public CpuStorage(Array data, DType dtype)

@@ -4,7 +4,8 @@ namespace Tmca.Engine;
 /// Collects every non-persistent tensor created on this thread while it is open and disposes them when it
 /// closes: a training step opens one, so activations, saved tensors and intermediate gradients go back to
 /// the device pool at the end of the step instead of waiting for the garbage collector. Tensors that must
-/// outlive the scope are made <see cref="Tensor.Persistent"/> or copied out with <see cref="Keep"/>.
+/// outlive the scope are made <see cref="Tensor.Persistent"/> or copied out with <see cref="Keep"/>. The outermost
+/// scope's end is where the CPU pool trims its cache (<see cref="CpuArrayPool.EndOfWork"/>).
 /// </summary>
 public sealed class TensorScope : IDisposable
 {
@@ -46,5 +47,8 @@ public sealed class TensorScope : IDisposable
         foreach (var t in _tensors)
             if (!_kept.Contains(t)) t.Dispose();
         _tensors.Clear();
+        // The outermost scope is a unit of work (a training step, an evaluation batch): the CPU pool trims its cache to
+        // what such a unit needs.
+        if (_parent is null) CpuArrayPool.EndOfWork();
     }
 }

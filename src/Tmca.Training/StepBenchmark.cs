@@ -5,8 +5,13 @@ using Tmca.Model;
 namespace Tmca.Training;
 
 /// <summary>The timing of one full training step, measured the same way for every device.</summary>
+/// <param name="Memory">after the last step: the process's peak RSS, the tensor pool's live peak over every step and what
+/// it caches (the CPU array pool, or the device pool on a device).</param>
 public sealed record StepTiming(string Preset, int Batch, string Device, double MedianMs, double MinMs, double ImagesPerSecond,
-                                double PeakManagedMiB, double PeakRssMiB, long? DevicePeakBytes);
+                                double PeakManagedMiB, MemoryUse Memory)
+{
+    public double PeakRssMiB => MemoryUse.MiB(Memory.PeakRssBytes);
+}
 
 /// <summary>
 /// One full training step (forward, every loss with the full TMCA flags, backward, AdamW) on a fixed random batch,
@@ -18,7 +23,7 @@ public static class StepBenchmark
     /// <param name="loop">"plain": forward, losses, backward, AdamW (what PyTorch's reference times); "trainer": the
     /// training loop's step (plus its one read-back of the loss terms); "guarded": the trainer's step with the
     /// non-finite guard as training runs it (BatchNorm buffers snapshotted, gradients counted, AdamW conditional).</param>
-    public static StepTiming Run(string preset, int batch, int steps, int warmup, IBackend backend, bool profile = false, Func<long>? devicePeak = null, string loop = "plain")
+    public static StepTiming Run(string preset, int batch, int steps, int warmup, IBackend backend, bool profile = false, string loop = "plain")
     {
         if (loop is not ("plain" or "trainer" or "guarded")) throw new ArgumentException($"loop '{loop}': plain, trainer or guarded");
         var cfg = TmcaConfig.Preset(preset);
@@ -59,7 +64,7 @@ public static class StepBenchmark
         var info = GC.GetGCMemoryInfo();
         double med = times[times.Count / 2];
         return new StepTiming(preset, batch, backend.Name, Math.Round(med, 2), Math.Round(times[0], 2), Math.Round(batch / (med / 1000), 1),
-                              Math.Round(Math.Max(peakHeap, info.HeapSizeBytes) / 1048576.0, 1), Math.Round(PeakRssBytes() / 1048576.0, 1), devicePeak?.Invoke());
+                              Math.Round(Math.Max(peakHeap, info.HeapSizeBytes) / 1048576.0, 1), MemoryUse.Read(backend));
     }
 
     /// <summary>The benchmark's fixed random batch on <paramref name="backend"/>: images uniform in [−1, 1), 18 of 24 tokens
@@ -77,17 +82,5 @@ public static class StepBenchmark
         Tensor Up(Tensor t) => backend is CpuBackend ? t : t.To(backend, persistent: true);
         return new TmcaBatch(Up(Tensor.FromArray(img, batch, cfg.InChannels, S, S)), Up(Tensor.FromArray(ids, batch, 24)), Up(Tensor.FromArray(mask, batch, 24)),
                              Up(Tensor.FromArray(gt, batch, 1, S, S))) { HostIds = ids, HostMask = mask };
-    }
-
-    /// <summary>VmHWM from /proc/self/status (Linux), else the current working set.</summary>
-    public static long PeakRssBytes()
-    {
-        try
-        {
-            foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:")) return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-        }
-        catch (IOException) { }
-        return Environment.WorkingSet;
     }
 }

@@ -59,6 +59,7 @@ public static class Trainer
             partial = null;
             ui.BeginEpoch(epoch, o.Epochs, stepsPerEpoch);
             var epochClock = Stopwatch.StartNew();
+            MemoryUse.ResetPeaks(backend);   // epochs.jsonl records each epoch's own peaks
             double lossSum = at.LossSum, diceSum = at.DiceSum;
             int s = at.Steps;
             for (; s < stepsPerEpoch && !(o.MaxSteps is { } c && step >= c); s++)
@@ -104,6 +105,7 @@ public static class Trainer
             {
                 epoch, step, lr = opt.Lr, train_loss = lossSum / Math.Max(1, s), val_dice = val.Summary.DicePerImage, val_dice_micro = val.Summary.DiceMicro,
                 val_iou = val.Summary.IoUPerImage, best = improved, skipped_steps = skipped, seconds = epochClock.Elapsed.TotalSeconds,
+                memory = MemoryJson(MemoryUse.Read(backend), backend),
             });
             try { Curves.Write(log, Path.Combine(runDir, "curves.png")); }
             catch (Exception e) when (e is not OutOfMemoryException) { ui.Warning($"curves.png not written ({e.Message})"); }
@@ -121,6 +123,14 @@ public static class Trainer
         FreeTrainingState(model, opt);
         return new TrainResult(runDir, best, state.BestValDice, state.BestEpoch, epoch, step, clock.Elapsed.TotalSeconds, stoppedEarly);
     }
+
+    /// <summary>The epoch's peaks (training steps and validation): the process's resident set, and the tensor pool's live
+    /// peak and cache — the CPU array pool, or the device pool on a device.</summary>
+    private static object MemoryJson(MemoryUse m, IBackend backend) => new
+    {
+        peak_rss_mib = MemoryUse.MiB(m.PeakRssBytes), pool = backend is IDeviceMemory ? "device" : "cpu",
+        peak_pool_mib = MemoryUse.MiB(m.PoolPeakBytes), pool_cached_mib = MemoryUse.MiB(m.PoolCachedBytes),
+    };
 
     /// <summary>Where an epoch starts: the RNG state its order is shuffled from, and the steps, loss and Dice sums it
     /// already has (all zero unless a mid-epoch checkpoint is being continued).</summary>

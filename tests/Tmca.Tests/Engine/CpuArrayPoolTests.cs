@@ -1,0 +1,44 @@
+using Tmca.Engine;
+using Xunit;
+
+namespace Tmca.Tests;
+
+/// <summary>The CPU pool's bounded cache (issue 19). The pool is process-wide, so these run in the non-parallel "cli"
+/// collection and use array lengths no other test rents.</summary>
+[Collection("cli")]
+public class CpuArrayPoolTests
+{
+    [Fact]
+    public void AFreedTensorLetsGoOfItsArrayEvenWhileTheTensorIsStillReferenced()
+    {
+        var t = Tensor.Zeros([4099], backend: CpuBackend.Instance);
+        var storage = (CpuStorage)t.Storage;
+        var weak = new WeakReference(storage.Data);
+        t.Dispose();
+        Assert.Null(storage.Data);   // the array went back to the pool (or to the GC), not kept alive by the storage
+        GC.KeepAlive(t);
+        _ = weak;
+    }
+
+    [Fact]
+    public void TheCacheKeepsOnlyWhatAUnitOfWorkRentedAndStaysUnderTheLivePeak()
+    {
+        CpuArrayPool.Clear();
+        long before = CpuArrayPool.CachedBytes;
+        using (new TensorScope())   // a unit of work that rents 3 arrays of 5,003 floats at once
+        {
+            for (int i = 0; i < 3; i++) Tensor.Zeros([5003], backend: CpuBackend.Instance);
+        }
+        long mark = CpuArrayPool.HighWaterBytes;
+        Assert.True(mark >= 3 * 5003 * 4, $"high-water mark {mark} below the unit's live peak");
+        Assert.Equal(before + 3 * 5003 * 4, CpuArrayPool.CachedBytes);   // kept for the next unit of the same shapes
+        Assert.True(CpuArrayPool.LiveBytes + CpuArrayPool.CachedBytes <= mark);
+        using (new TensorScope())   // the next unit rents other sizes only: the 5,003-float arrays are dropped at its end
+        {
+            Tensor.Zeros([6007], backend: CpuBackend.Instance);
+        }
+        Assert.Equal(6007 * 4, CpuArrayPool.CachedBytes);
+        CpuArrayPool.Clear();
+        Assert.Equal(0, CpuArrayPool.CachedBytes);
+    }
+}
