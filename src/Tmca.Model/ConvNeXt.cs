@@ -81,8 +81,8 @@ public sealed class ConvNeXtEncoder
         int C = x.Shape[1];
         var h = Ops.Conv2d(x, b.DwW.Value, b.DwB.Value, stride: 1, padding: 3, groups: C);
         h = Ops.LayerNormChannelsFirst(h, b.LnW.Value, b.LnB.Value, Eps);
-        h = Ops.Gelu(Ops.Conv2d(h, Ops.Reshape(b.Pw1W.Value, 4 * C, C, 1, 1), b.Pw1B.Value));
-        h = Ops.Conv2d(h, Ops.Reshape(b.Pw2W.Value, C, 4 * C, 1, 1), b.Pw2B.Value);
+        h = Ops.Conv2d(h, Ops.Reshape(b.Pw1W.Value, 4 * C, C, 1, 1), b.Pw1B.Value);
+        h = Ops.GeluConv1x1(h, Ops.Reshape(b.Pw2W.Value, C, 4 * C, 1, 1), b.Pw2B.Value);   // saves the pre-activation only
         h = Ops.Mul(h, Ops.Reshape(b.Gamma.Value, C, 1, 1));
         return Ops.Add(x, h);
     }

@@ -6,11 +6,30 @@ public static partial class Ops
     private static Tensor UnaryOpFn(UnaryOp op, Tensor x, double alpha = 0)
     {
         var y = NewLike(x);
+        var reads = UnaryReads(op);
+        // save only what the backward reads, so the tape frees the rest (a GELU's output, a scale's input) at once;
+        // the backend's unused slot gets a live tensor of the same shape (the gradient) whose values it ignores
         Op.Run(UnaryNames[(int)op], x.Backend, y, Tape.Wants(x),
             () => x.Backend.Unary(op, alpha, x, y),
-            () => x.Backend.UnaryBackward(op, alpha, x, y, y.Grad!, x.GradOrZeros()), saves: [x, y]);
+            () =>
+            {
+                var gy = y.Grad!;
+                x.Backend.UnaryBackward(op, alpha, reads == UnaryRead.X ? x : gy, reads == UnaryRead.Y ? y : gy, gy, x.GradOrZeros());
+            }, saves: reads switch { UnaryRead.X => [x], UnaryRead.Y => [y], _ => [] });
         return y;
     }
+
+    private enum UnaryRead { None, X, Y }
+
+    /// <summary>Which value each unary backward reads (Cpu/Elementwise.cs UnaryBackwardRef, elementwise.cu): the
+    /// derivative is written in x, in y, or is a constant.</summary>
+    private static UnaryRead UnaryReads(UnaryOp op) => op switch
+    {
+        UnaryOp.Gelu or UnaryOp.LeakyRelu or UnaryOp.Log or UnaryOp.ClampMin or UnaryOp.Square => UnaryRead.X,
+        UnaryOp.Sigmoid or UnaryOp.Exp or UnaryOp.Sqrt or UnaryOp.Reciprocal => UnaryRead.Y,
+        UnaryOp.Scale or UnaryOp.AddScalar => UnaryRead.None,
+        _ => throw new NotSupportedException(op.ToString()),
+    };
 
     private static readonly string[] UnaryNames = Enum.GetNames<UnaryOp>().Select(n => n.ToLowerInvariant()).ToArray();
     private static readonly string[] BinaryNames = Enum.GetNames<BinaryOp>().Select(n => n.ToLowerInvariant()).ToArray();
