@@ -20,12 +20,13 @@ internal static class StepCommand
             Description = "plain (forward, losses, backward, AdamW: what the PyTorch reference times), trainer (plus the loss read-back) or guarded (the trainer's step with the non-finite guard)",
             DefaultValueFactory = _ => "plain",
         }.OneOf("plain", "trainer", "guarded");
-        var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device, loop };
+        var recompute = Common.Recompute();
+        var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device, loop, recompute };
         cmd.SetAction(p => Common.Guard(() =>
         {
             var be = Common.Backend(p.GetValue(device)!);
             Func<long>? peak = be is Tmca.Cuda.CudaBackend cuda ? () => cuda.Pool.PeakBytes : null;
-            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, devicePeak: peak, loop: p.GetValue(loop)!);
+            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, devicePeak: peak, loop: p.GetValue(loop)!, recompute: p.GetValue(recompute));
             Console.WriteLine(JsonSerializer.Serialize(new
             {
                 impl = "tmca", loop = p.GetValue(loop), device = t.Device, preset = t.Preset, batch = t.Batch, median_ms = t.MedianMs, min_ms = t.MinMs, images_per_s = t.ImagesPerSecond,
