@@ -25,6 +25,25 @@ internal static class Common
     /// <summary>Batch size; training needs 2 (BatchNorm), evaluation 1.</summary>
     public static Option<int> Batch(int min = 1) => new Option<int>("--batch") { Description = "batch size", DefaultValueFactory = _ => 8 }.Positive(min);
     public static Option<string> Preset(string @default) => new Option<string>("--preset") { Description = "model size: nano, small or tiny", DefaultValueFactory = _ => @default }.OneOf("nano", "small", "tiny");
+    /// <summary>--recompute none|stages|blocks (issue 19): encoder activations dropped in the forward and recomputed in the
+    /// backward; results are bit-identical, only memory and time change.</summary>
+    public static Option<RecomputeMode> Recompute() => new Option<RecomputeMode>("--recompute")
+    {
+        Description = "recompute encoder activations in the backward instead of storing them: none, stages (each ConvNeXt stage, each BERT layer) or blocks (each ConvNeXt block)",
+        DefaultValueFactory = _ => RecomputeMode.None,
+        CustomParser = r => r.Tokens[0].Value.ToLowerInvariant() switch
+        {
+            "none" => RecomputeMode.None, "stages" => RecomputeMode.Stages, "blocks" => RecomputeMode.Blocks,
+            var v => Fail(r, v),
+        },
+    };
+
+    private static RecomputeMode Fail(System.CommandLine.Parsing.ArgumentResult r, string v)
+    {
+        r.AddError($"--recompute must be none, stages or blocks, not '{v}'");
+        return RecomputeMode.None;
+    }
+
     public static Argument<string?> Data() => new Argument<string?>("data") { Description = "dataset folder (lvit, csv or per-id layout); omitted: the embedded synthetic dataset", Arity = ArgumentArity.ZeroOrOne }.ExistingDirectory();
     public static Argument<string> CheckpointArgument() => new Argument<string>("checkpoint") { Description = "model checkpoint (.safetensors)" }.ExistingFile();
 

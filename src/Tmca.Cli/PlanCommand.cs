@@ -27,10 +27,11 @@ internal static class PlanCommand
         var eval = new Option<bool>("--eval") { Description = "plan an inference batch instead of a training step" };
         var json = new Option<string?>("--json") { Description = "write the plan as JSON to FILE" };
         var trace = new Option<string?>("--trace") { Description = "write a Chrome trace / Perfetto JSON of the step's operations at their bounds to FILE" };
+        var recompute = Common.Recompute();
         var top = new Option<int>("--top") { Description = "how many of the largest operations to list", DefaultValueFactory = _ => 10 }.Positive();
         var cmd = new Command("plan", "bound one CUDA step on a named GPU without running it: FLOPs, bytes, launches, memory peak per op family")
         {
-            preset, config, batch, gpu, tf32, eval, json, trace, top,
+            preset, config, batch, gpu, tf32, eval, json, trace, top, recompute,
         };
         cmd.Exclusive(preset, config, "the config file gives the model size");
         cmd.SetAction(p => Common.Guard(() =>
@@ -38,13 +39,30 @@ internal static class PlanCommand
             // a config file is read and checked as `tmca train --config` reads it: a bad one is bad data, named
             var cfg = new TrainOptions { Preset = p.GetValue(preset) ?? "small", ConfigFile = p.GetValue(config) }.ResolveConfig();
             string name = p.GetValue(config) is { } f ? Path.GetFileName(f) : p.GetValue(preset) ?? "small";
-            var plan = StepPlanner.Plan(cfg, new TmcaFlags(), p.GetValue(batch), DeviceModels.Get(p.GetValue(gpu)!), p.GetValue(tf32), p.GetValue(eval), name);
+            var mode = p.GetValue(recompute);
+            var device = DeviceModels.Get(p.GetValue(gpu)!);
+            var plan = StepPlanner.Plan(cfg, new TmcaFlags(), p.GetValue(batch), device, p.GetValue(tf32), p.GetValue(eval), name, mode);
             Console.Write(PlanReport.Markdown(plan, p.GetValue(top)));
+            if (mode != RecomputeMode.None)
+            {
+                // what recompute buys and costs: the same step planned with everything stored
+                var stored = StepPlanner.Plan(cfg, new TmcaFlags(), p.GetValue(batch), device, p.GetValue(tf32), p.GetValue(eval), name, RecomputeMode.None);
+                Console.WriteLine(RecomputeLine(mode, plan, stored));
+            }
             if (p.GetValue(json) is { } j) AtomicWrite(j, PlanReport.Json(plan, p.GetValue(top)));
             if (p.GetValue(trace) is { } t) AtomicWrite(t, PlanReport.Trace(plan));
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>"recompute stages: peak A MiB vs B MiB stored (−x %), bound +y ms (+z %)".</summary>
+    internal static string RecomputeLine(RecomputeMode mode, StepPlan plan, StepPlan stored)
+    {
+        double mib = plan.PeakDeviceBytes / 1048576.0, storedMib = stored.PeakDeviceBytes / 1048576.0;
+        return string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"\nrecompute {mode.ToString().ToLowerInvariant()}: peak {mib:N0} MiB vs {storedMib:N0} MiB stored ({(mib / storedMib - 1) * 100:+0.0;-0.0} %), "
+            + $"bound {plan.BoundMs:0.00} ms vs {stored.BoundMs:0.00} ms (+{plan.BoundMs - stored.BoundMs:0.00} ms, {(plan.BoundMs / stored.BoundMs - 1) * 100:+0.0;-0.0} %)");
     }
 
     private static void AtomicWrite(string path, string text)
@@ -59,11 +77,12 @@ internal static class PlanCommand
 /// so that first-use allocations and tables do not count).</summary>
 public static class StepPlanner
 {
-    public static StepPlan Plan(TmcaConfig cfg, TmcaFlags flags, int batch, DeviceModel device, bool tf32, bool eval, string name)
+    public static StepPlan Plan(TmcaConfig cfg, TmcaFlags flags, int batch, DeviceModel device, bool tf32, bool eval, string name,
+                                RecomputeMode recompute = RecomputeMode.None)
     {
         using var runtime = new PlanningRuntime(device);
         using var backend = new CudaBackend(runtime) { Tf32 = tf32 };
-        var model = new TmcaModel(cfg, flags, seed: 0, initialize: false);   // values do not matter: nothing runs
+        var model = new TmcaModel(cfg, flags, seed: 0, initialize: false) { Recompute = recompute };   // values do not matter: nothing runs
         model.To(backend);
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig());
         var b = StepBenchmark.RandomBatch(cfg, batch, backend);
@@ -86,7 +105,8 @@ public static class StepPlanner
         backend.Pool.ResetPeak();
         Step();
         var owners = Owners(model);
-        string what = $"{name} ({cfg.ImageSize} px), batch {batch}, {(eval ? "inference" : "training step")}, {(tf32 ? "TF32" : "FP32")}";
+        string what = $"{name} ({cfg.ImageSize} px), batch {batch}, {(eval ? "inference" : "training step")}, {(tf32 ? "TF32" : "FP32")}"
+                      + (recompute == RecomputeMode.None ? "" : $", recompute {recompute.ToString().ToLowerInvariant()}");
         return StepPlan.Build(runtime.Events.ToList(), device, owners, backend.Pool.PeakBytes, runtime.PeakReservedBytes, what);
     }
 

@@ -20,11 +20,12 @@ internal static class StepCommand
             Description = "plain (forward, losses, backward, AdamW: what the PyTorch reference times), trainer (plus the loss read-back) or guarded (the trainer's step with the non-finite guard)",
             DefaultValueFactory = _ => "plain",
         }.OneOf("plain", "trainer", "guarded");
-        var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device, loop };
+        var recompute = Common.Recompute();
+        var cmd = new Command("step", "time one training step on a random batch (JSON): forward, losses, backward, AdamW") { preset, batch, steps, warmup, device, loop, recompute };
         cmd.SetAction(p => Common.Guard(() =>
         {
             var be = Common.Backend(p.GetValue(device)!);
-            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, loop: p.GetValue(loop)!);
+            var t = StepBenchmark.Run(p.GetValue(preset)!, p.GetValue(batch), p.GetValue(steps), p.GetValue(warmup), be, loop: p.GetValue(loop)!, recompute: p.GetValue(recompute));
             var m = t.Memory;
             bool onDevice = be is Tmca.Engine.IDeviceMemory;
             Console.WriteLine(JsonSerializer.Serialize(new

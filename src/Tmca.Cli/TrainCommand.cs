@@ -44,9 +44,10 @@ internal static class TrainCommand
         var imageWeights = new Option<string?>("--image-weights") { Description = "pretrained ConvNeXt (Hugging Face safetensors)" }.ExistingFile();
         var textWeights = new Option<string?>("--text-weights") { Description = "pretrained BERT / CXR-BERT (Hugging Face safetensors)" }.ExistingFile();
         var vocab = Common.Vocab();
+        var recompute = Common.Recompute();
         var cmd = new Command("train", "train TMCA on a dataset folder, or on the embedded synthetic dataset when none is given")
         {
-            data, layout, preset, config, flags, epochs, steps, batch, lr, wd, seed, seeds, device, patience, noAug, outDir, resume, from, onNonFinite, imageWeights, textWeights, vocab,
+            data, layout, preset, config, flags, epochs, steps, batch, lr, wd, seed, seeds, device, patience, noAug, outDir, resume, from, onNonFinite, imageWeights, textWeights, vocab, recompute,
         };
         const string resumeWhy = "a resumed run keeps the options it was started with (only --epochs may change)";
         foreach (var s in new Symbol[] { data, layout, preset, config, flags, steps, batch, lr, wd, seed, seeds, patience, noAug, outDir, onNonFinite, imageWeights, textWeights, vocab, device })
@@ -66,6 +67,8 @@ internal static class TrainCommand
                 if (!File.Exists(optPath)) throw new InputFileException(optPath, "not a run folder (no options.json)");
                 o = TrainOptions.Load(optPath);
                 if (p.GetResult(epochs) is { Implicit: false }) o = o with { Epochs = p.GetValue(epochs) };
+                // recompute changes memory and time, never a value: a resume may switch it
+                if (p.GetResult(recompute) is { Implicit: false }) o = o with { Recompute = p.GetValue(recompute) };
             }
             else
             {
@@ -76,7 +79,7 @@ internal static class TrainCommand
                     Epochs = p.GetValue(epochs), MaxSteps = p.GetValue(steps), BatchSize = p.GetValue(batch), Lr = p.GetValue(lr),
                     WeightDecay = p.GetValue(wd), Seed = p.GetValue(seed), Device = p.GetValue(device)!, Patience = p.GetValue(patience),
                     Augment = !p.GetValue(noAug), ImageWeights = p.GetValue(imageWeights), TextWeights = p.GetValue(textWeights), Vocab = p.GetValue(vocab) ?? "",
-                    OnNonFinite = p.GetValue(onNonFinite)!,
+                    OnNonFinite = p.GetValue(onNonFinite)!, Recompute = p.GetValue(recompute),
                 };
                 runDir = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{(o.Data is null ? "synthetic" : Path.GetFileName(o.Data.TrimEnd('/')))}");
                 if (p.GetValue(seeds) is { } seedText) return TrainSeeds(o, runDir, seedText);

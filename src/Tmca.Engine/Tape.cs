@@ -51,6 +51,21 @@ public sealed class Tape : IDisposable
         Inspector?.Recorded(tape._entries.Count - 1, op, outputs);
     }
 
+    /// <summary>True when a tape is open and recording is on (a checkpointed segment records even when its input needs no
+    /// gradient, since its parameters do).</summary>
+    internal static bool Recording => _current is not null && _noGrad == 0;
+
+    /// <summary>Turns recording back on inside a backward (a checkpointed segment's recompute, <see cref="Recompute"/>)
+    /// until the handle is disposed.</summary>
+    internal static GradHandle EnableGrad() { var h = new GradHandle(_noGrad); _noGrad = 0; return h; }
+
+    public readonly struct GradHandle : IDisposable
+    {
+        private readonly int _saved;
+        internal GradHandle(int saved) => _saved = saved;
+        public void Dispose() => _noGrad = _saved;
+    }
+
     /// <summary>Turns recording off until the handle is disposed (inference, optimiser updates).</summary>
     public static NoGradHandle NoGrad() { _noGrad++; return new NoGradHandle(true); }
 

@@ -43,6 +43,9 @@ public sealed class BertEncoder
     }
 
     /// <summary>ids, mask: B×L (I64) → hidden states [embeddings, layer 1, …, layer n], each B×L×hidden.</summary>
+    /// <summary>Recompute each layer in the backward (issue 19; Stages and Blocks both mean per layer here).</summary>
+    public RecomputeMode Recompute { get; set; } = RecomputeMode.None;
+
     public Tensor[] Forward(Tensor ids, Tensor mask, long[]? hostMask = null)
     {
         int B = ids.Shape[0], L = ids.Shape[1];
@@ -57,13 +60,21 @@ public sealed class BertEncoder
         for (int i = 0; i < _layers.Length; i++)
         {
             var l = _layers[i];
-            var a = Ops.MultiHeadAttention(x, x, x, l.Attn.Weights(), _heads, keyBias, project: false);
-            x = Ops.LayerNorm(Ops.Add(Ops.Linear(a, l.OutW.Value, l.OutB.Value), x), l.AttnLnW.Value, l.AttnLnB.Value, Eps);
-            var h = Ops.Gelu(Ops.Linear(x, l.InterW.Value, l.InterB.Value));
-            x = Ops.LayerNorm(Ops.Add(Ops.Linear(h, l.FfnW.Value, l.FfnB.Value), x), l.OutLnW.Value, l.OutLnB.Value, Eps);
+            // Every layer's output is returned (an escape), so a checkpointed segment is one layer in both modes.
+            x = Recompute == RecomputeMode.None ? LayerForward(l, x, keyBias)
+                : Engine.Recompute.Run($"bert.layer{i}", [x, keyBias], xs => [LayerForward(l, xs[0], xs[1])])[0];
             states[i + 1] = x;
         }
         return states;
+    }
+
+    // x: B×L×D → post-LN self-attention, then post-LN GELU MLP.
+    private Tensor LayerForward(Layer l, Tensor x, Tensor keyBias)
+    {
+        var a = Ops.MultiHeadAttention(x, x, x, l.Attn.Weights(), _heads, keyBias, project: false);
+        x = Ops.LayerNorm(Ops.Add(Ops.Linear(a, l.OutW.Value, l.OutB.Value), x), l.AttnLnW.Value, l.AttnLnB.Value, Eps);
+        var h = Ops.Gelu(Ops.Linear(x, l.InterW.Value, l.InterB.Value));
+        return Ops.LayerNorm(Ops.Add(Ops.Linear(h, l.FfnW.Value, l.FfnB.Value), x), l.OutLnW.Value, l.OutLnB.Value, Eps);
     }
 
     /// <summary>(1 − mask)·float.MinValue, B×L: added to the attention scores of padded keys (from the host copy of the

@@ -17,6 +17,10 @@ public sealed class ConvNeXtEncoder
     private readonly Stage[] _stages;
     private const double Eps = 1e-6;
 
+    /// <summary>Stages: each stage's block loop is one checkpointed segment; Blocks: each block is (issue 19). Results
+    /// are bit-identical to None; only memory and time change.</summary>
+    public RecomputeMode Recompute { get; set; } = RecomputeMode.None;
+
     public ConvNeXtEncoder(ParameterSet ps, string prefix, int inChannels, int[] dims, int[] depths)
     {
         _stemW = ps.Add($"{prefix}embeddings.patch_embeddings.weight", [dims[0], inChannels, 4, 4], Init.Normal());
@@ -66,7 +70,12 @@ public sealed class ConvNeXtEncoder
                 x = Ops.LayerNormChannelsFirst(x, s.DsLnW!.Value, s.DsLnB!.Value, Eps);
                 x = Ops.Conv2d(x, s.DsW.Value, s.DsB!.Value, stride: 2);
             }
-            foreach (var b in s.Blocks) x = BlockForward(b, x);
+            x = Recompute switch
+            {
+                RecomputeMode.Stages when s.Blocks.Length > 0 => Engine.Recompute.Run($"convnext.stage{i}", x, y => { foreach (var b in s.Blocks) y = BlockForward(b, y); return y; }),
+                RecomputeMode.Blocks => s.Blocks.Aggregate(x, (y, b) => Engine.Recompute.Run($"convnext.stage{i}.block", y, z => BlockForward(b, z))),
+                _ => s.Blocks.Aggregate(x, (y, b) => BlockForward(b, y)),
+            };
             outs[i] = x;
         }
         return (stem, outs);

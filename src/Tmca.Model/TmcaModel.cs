@@ -66,6 +66,14 @@ public sealed class TmcaModel
     public TmcaFlags Flags { get; }
     public ParameterSet Params { get; }
     private readonly ConvNeXtEncoder _image;
+
+    /// <summary>Which encoder activations the forward drops and the backward recomputes (issue 19); results are
+    /// bit-identical for every mode.</summary>
+    public RecomputeMode Recompute
+    {
+        get => _image.Recompute;
+        set { _image.Recompute = value; if (_text is not null) _text.Recompute = value; }
+    }
     private readonly BertEncoder? _text;
     private readonly AlignmentHeads? _align;
     private readonly Lgte? _lgte;

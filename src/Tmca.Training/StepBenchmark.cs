@@ -23,11 +23,12 @@ public static class StepBenchmark
     /// <param name="loop">"plain": forward, losses, backward, AdamW (what PyTorch's reference times); "trainer": the
     /// training loop's step (plus its one read-back of the loss terms); "guarded": the trainer's step with the
     /// non-finite guard as training runs it (BatchNorm buffers snapshotted, gradients counted, AdamW conditional).</param>
-    public static StepTiming Run(string preset, int batch, int steps, int warmup, IBackend backend, bool profile = false, string loop = "plain")
+    public static StepTiming Run(string preset, int batch, int steps, int warmup, IBackend backend, bool profile = false, string loop = "plain",
+                                 RecomputeMode recompute = RecomputeMode.None)
     {
         if (loop is not ("plain" or "trainer" or "guarded")) throw new ArgumentException($"loop '{loop}': plain, trainer or guarded");
         var cfg = TmcaConfig.Preset(preset);
-        var model = new TmcaModel(cfg, new TmcaFlags(), seed: 0);
+        var model = new TmcaModel(cfg, new TmcaFlags(), seed: 0) { Recompute = recompute };
         model.To(backend);
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig());
         var b = RandomBatch(cfg, batch, backend);

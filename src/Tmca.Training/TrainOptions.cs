@@ -32,6 +32,10 @@ public sealed record TrainOptions
     /// <summary>A NaN or Inf in the loss or a gradient: "stop" (diagnose, save the step for `tmca replay`, exit) or "skip"
     /// (leave the parameters as they were, count the step, go on).</summary>
     public string OnNonFinite { get; init; } = "stop";
+    /// <summary>Encoder activations recomputed in the backward (issue 19). Recorded with the run, but it changes no result
+    /// (bit-identical), so a resume may change it.</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<RecomputeMode>))]
+    public RecomputeMode Recompute { get; init; } = RecomputeMode.None;
 
     [JsonIgnore] public bool Quiet { get; init; }
 

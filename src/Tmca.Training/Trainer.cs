@@ -140,7 +140,7 @@ public static class Trainer
     private static (TmcaModel, AdamW, TrainState) Begin(TrainOptions o, string runDir, ITrainReporter ui, IBackend backend)
     {
         Directory.CreateDirectory(Path.Combine(runDir, "checkpoints"));
-        var model = new TmcaModel(o.ResolveConfig(), o.Flags, seed: o.Seed);
+        var model = new TmcaModel(o.ResolveConfig(), o.Flags, seed: o.Seed) { Recompute = o.Recompute };
         if (o.ImageWeights is not null) ui.Info(HfCheckpoint.Load(model, o.ImageWeights).ToString());
         if (o.TextWeights is not null) ui.Info(HfCheckpoint.Load(model, o.TextWeights).ToString());
         model.To(backend);
@@ -165,6 +165,7 @@ public static class Trainer
             return null;
         }
         var (model, st, optState) = TrainingCheckpoint.LoadForResume(runDir, resumeFrom);
+        model.Recompute = o.Recompute;   // not in the checkpoint: it changes no value
         model.To(backend);
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig(o.Lr, WeightDecay: o.WeightDecay));
         try { opt.LoadState(optState, st.OptimizerStep); }
