@@ -32,11 +32,11 @@ public sealed unsafe partial class CudaBackend
             float bc1 = (float)(1 - Math.Pow(h.Beta1, h.Step)), bc2 = (float)Math.Sqrt(1 - Math.Pow(h.Beta2, h.Step));
             if (guard is not null)
             {
-                var c = new KernelArgs(K.NonFiniteCount);
+                var c = new KernelArgs(KernelTable.NonFiniteCount);
                 c.Ptr(pt).Ptr(pc).Ptr(ps).I32(chunk).Ptr(guard);
                 Launch(ref c, new Dim3((uint)chunkSlot.Count), $"{slots.Count} gradients, {chunkSlot.Count} chunks");
             }
-            var a = new KernelArgs(K.AdamW);
+            var a = new KernelArgs(KernelTable.AdamW);
             a.Ptr(pt).Ptr(pc).Ptr(ps).I32(chunk).F32(h.Lr).F32(h.Beta1).F32(h.Beta2).F32(h.Eps).F32(h.WeightDecay).F32(bc1).F32(bc2).Ptr(POpt(guard));
             Launch(ref a, new Dim3((uint)chunkSlot.Count), $"{slots.Count} tensors, {chunkSlot.Count} chunks");
         }

@@ -14,9 +14,9 @@ public sealed partial class CudaBackend
         if (x.Numel == 0) return;
         int d = x.Shape[^1]; long rows = x.Numel / d;
         BackendChecks.Count(norm, rows, "L2 norms");
-        var a = new KernelArgs(K.L2Normalize);
+        var a = new KernelArgs(KernelTable.L2Normalize);
         a.Ptr(x).Ptr(y).Ptr(norm).I64(rows).I32(d).F32(eps);
-        Launch(ref a, K.L2Normalize.Grid(rows, SmCount), $"{rows}×{d}");
+        Launch(ref a, KernelTable.L2Normalize.Grid(rows, SmCount), $"{rows}×{d}");
     }
 
     // gx += (gy − y·⟨y, gy⟩)/‖x‖ (clamped rows: gy/eps)
@@ -27,8 +27,8 @@ public sealed partial class CudaBackend
         if (x.Numel == 0) return;
         int d = x.Shape[^1]; long rows = x.Numel / d;
         BackendChecks.Count(norm, rows, "L2 norms");
-        var a = new KernelArgs(K.L2NormalizeBackward);
+        var a = new KernelArgs(KernelTable.L2NormalizeBackward);
         a.Ptr(y).Ptr(norm).Ptr(gy).Ptr(gx).I64(rows).I32(d).F32(eps);
-        Launch(ref a, K.L2NormalizeBackward.Grid(rows, SmCount), $"{rows}×{d}");
+        Launch(ref a, KernelTable.L2NormalizeBackward.Grid(rows, SmCount), $"{rows}×{d}");
     }
 }

@@ -18,14 +18,14 @@ public sealed partial class CudaBackend
         if (inner != 1)
         {
             long positions = (long)outer * inner;
-            var cf = new KernelArgs(K.LayerNormCf);
+            var cf = new KernelArgs(KernelTable.LayerNormCf);
             cf.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(mean).Ptr(rstd).I64(outer).I32(c).I64(inner).F32(eps);
-            Launch(ref cf, K.LayerNormCf.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
+            Launch(ref cf, KernelTable.LayerNormCf.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
             return;
         }
-        var a = new KernelArgs(K.LayerNorm);
+        var a = new KernelArgs(KernelTable.LayerNorm);
         a.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(mean).Ptr(rstd).I64(outer).I32(c).F32(eps);
-        Launch(ref a, K.LayerNorm.Grid(outer, SmCount), $"{outer}×{c}");
+        Launch(ref a, KernelTable.LayerNorm.Grid(outer, SmCount), $"{outer}×{c}");
     }
 
     // gx += r·(g − mean(g) − x̂·mean(g·x̂)), g = gy·w; gw += Σ gy·x̂, gb += Σ gy (deterministic two-stage sums)
@@ -43,21 +43,21 @@ public sealed partial class CudaBackend
             long positions = (long)outer * inner;
             if (gx is not null)
             {
-                var d = new KernelArgs(K.LayerNormCfBackwardDx);
+                var d = new KernelArgs(KernelTable.LayerNormCfBackwardDx);
                 d.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(outer).I32(c).I64(inner);
-                Launch(ref d, K.LayerNormCfBackwardDx.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
+                Launch(ref d, KernelTable.LayerNormCfBackwardDx.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
             }
             if (gw is null && gb is null) return;
-            var p = new KernelArgs(K.LayerNormCfBackwardDwDb);
+            var p = new KernelArgs(KernelTable.LayerNormCfBackwardDwDb);
             p.Ptr(x).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gw).Ptr(gb).I64(outer).I32(c).I64(inner);
             Launch(ref p, new Dim3((uint)c), $"{outer}×{c}×{inner}");
             return;
         }
         if (gx is not null)
         {
-            var a = new KernelArgs(K.LayerNormBackwardDx);
+            var a = new KernelArgs(KernelTable.LayerNormBackwardDx);
             a.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(rows).I32(c);
-            Launch(ref a, K.LayerNormBackwardDx.Grid(rows, SmCount), $"{rows}×{c}");
+            Launch(ref a, KernelTable.LayerNormBackwardDx.Grid(rows, SmCount), $"{rows}×{c}");
         }
         if (gw is null && gb is null) return;
         long perChunk = Math.Max(32, (rows + SmCount * 4 - 1) / (SmCount * 4));
@@ -66,12 +66,12 @@ public sealed partial class CudaBackend
         var (partB, sizeB) = Pool.Rent((long)chunks * c * 4);
         try
         {
-            var p = new KernelArgs(K.LayerNormBackwardDwDbPartial);
+            var p = new KernelArgs(KernelTable.LayerNormBackwardDwDbPartial);
             p.Ptr(x).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(partW).Ptr(partB).I64(rows).I32(c).I64(perChunk);
             Launch(ref p, new Dim3((uint)((c + 31) / 32), (uint)chunks), $"{rows}×{c}");
-            var f = new KernelArgs(K.LayerNormBackwardDwDbFinal);
+            var f = new KernelArgs(KernelTable.LayerNormBackwardDwDbFinal);
             f.Ptr(partW).Ptr(partB).Ptr(gw).Ptr(gb).I32(chunks).I32(c);
-            Launch(ref f, K.LayerNormBackwardDwDbFinal.Grid(c, SmCount), $"{chunks}×{c}");
+            Launch(ref f, KernelTable.LayerNormBackwardDwDbFinal.Grid(c, SmCount), $"{chunks}×{c}");
         }
         finally { Pool.Return(partW, sizeW); Pool.Return(partB, sizeB); }
     }
@@ -82,7 +82,7 @@ public sealed partial class CudaBackend
         F32("batch norm", x, w, b, y, saveMean, saveInvStd, runMean, runVar);
         var (B, C, HW) = BnGeometry(x, w, b, y, saveMean, saveInvStd, runMean, runVar);
         if ((long)B * HW < 2) throw new ArgumentException($"batch norm in training needs more than one value per channel, got x {Shape.Format(x.Shape)}");
-        var a = new KernelArgs(K.BatchNormTrain);
+        var a = new KernelArgs(KernelTable.BatchNormTrain);
         a.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(saveMean).Ptr(saveInvStd).Ptr(runMean).Ptr(runVar).I32(B).I32(C).I64(HW).F32(eps).F32(momentum);
         Launch(ref a, new Dim3((uint)C), $"{B}×{C}×{HW}");
     }
@@ -92,9 +92,9 @@ public sealed partial class CudaBackend
         F32("batch norm (evaluation)", x, w, b, y, runMean, runVar);
         var (B, C, HW) = BnGeometry(x, w, b, y, runMean, runVar, null, null);
         if (x.Numel == 0) return;
-        var a = new KernelArgs(K.BatchNormEval);
+        var a = new KernelArgs(KernelTable.BatchNormEval);
         a.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(runMean).Ptr(runVar).I32(C).I64(HW).I64(x.Numel).F32(eps);
-        Launch(ref a, K.BatchNormEval.Grid(x.Numel, SmCount), $"{B}×{C}×{HW}");
+        Launch(ref a, KernelTable.BatchNormEval.Grid(x.Numel, SmCount), $"{B}×{C}×{HW}");
     }
 
     // gx += w·r/N·(N·gy − Σgy − x̂·Σ(gy·x̂)), gw += Σ gy·x̂, gb += Σ gy
@@ -104,7 +104,7 @@ public sealed partial class CudaBackend
         var (B, C, HW) = BnGeometry(x, w, saveMean, saveInvStd, gw, gb, null, null);
         BackendChecks.Same(x, gy, "batch norm backward"); BackendChecks.Count(gx, x.Numel, "batch norm input gradient");
         if (x.Numel == 0) return;
-        var a = new KernelArgs(K.BatchNormBackward);
+        var a = new KernelArgs(KernelTable.BatchNormBackward);
         a.Ptr(x).Ptr(w).Ptr(saveMean).Ptr(saveInvStd).Ptr(gy).Ptr(gx).Ptr(gw).Ptr(gb).I32(B).I32(C).I64(HW);
         Launch(ref a, new Dim3((uint)C), $"{B}×{C}×{HW}");
     }
