@@ -8,7 +8,7 @@ public sealed unsafe partial class CudaBackend
 {
     public void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep h, Tensor? guard = null)
     {
-        if (guard is not null) { F32("AdamW guard", guard); if (guard.Numel != 1) throw new ArgumentException($"AdamW guard must have one element, not {guard.Numel}"); }
+        if (guard is not null) { RequireF32("AdamW guard", guard); if (guard.Numel != 1) throw new ArgumentException($"AdamW guard must have one element, not {guard.Numel}"); }
         if (h.Step < 1) throw new ArgumentException("AdamW step counts from 1");
         if (slots.Count == 0) return;
         const int chunk = 4096;
@@ -18,7 +18,7 @@ public sealed unsafe partial class CudaBackend
         for (int i = 0; i < slots.Count; i++)
         {
             var s = slots[i];
-            F32("AdamW", s.Param, s.Grad, s.M, s.V);
+            RequireF32("AdamW", s.Param, s.Grad, s.M, s.V);
             BackendChecks.Same(s.Param, s.Grad, "AdamW gradient"); BackendChecks.Same(s.Param, s.M, "AdamW first moment"); BackendChecks.Same(s.Param, s.V, "AdamW second moment");
             table[i] = new AdamSlotNative { P = P(s.Param), G = P(s.Grad), M = P(s.M), V = P(s.V), N = s.Param.Numel, Decay = s.Decay ? 1 : 0 };
             for (long st = 0; st < s.Param.Numel; st += chunk) { chunkSlot.Add(i); chunkStart.Add(st); }

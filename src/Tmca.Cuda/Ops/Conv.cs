@@ -54,7 +54,7 @@ public sealed partial class CudaBackend
     // y = conv(x, w) + b
     public void Conv2d(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int pad, int groups)
     {
-        F32("conv2d", x, w, b, y);
+        RequireF32("conv2d", x, w, b, y);
         var g = Geom(x, w, stride, pad, groups);
         BackendChecks.Count(y, (long)g.B * g.O * g.Ho * g.Wo, "conv2d output");
         BackendChecks.Count(b, g.O, "conv2d bias");
@@ -83,7 +83,7 @@ public sealed partial class CudaBackend
     // gx += conv_data(gy, w); gw += Σ gy ⊗ x; gb += Σ gy
     public void Conv2dBackward(Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int stride, int pad, int groups)
     {
-        F32("conv2d backward", x, w, gy, gx, gw, gb);
+        RequireF32("conv2d backward", x, w, gy, gx, gw, gb);
         var g = Geom(x, w, stride, pad, groups);
         BackendChecks.Count(gy, (long)g.B * g.O * g.Ho * g.Wo, "conv2d output gradient");
         BackendChecks.Count(gx, x.Numel, "conv2d input gradient"); BackendChecks.Count(gw, w.Numel, "conv2d weight gradient"); BackendChecks.Count(gb, g.O, "conv2d bias gradient");
@@ -269,7 +269,7 @@ public sealed partial class CudaBackend
     // y[b, o, k·i + di, k·j + dj] = b[o] + Σ_c w[c, o, di, dj]·x[b, c, i, j]
     public void ConvTranspose2d(Tensor x, Tensor w, Tensor? b, Tensor y, int k)
     {
-        F32("conv_transpose2d", x, w, b, y);
+        RequireF32("conv_transpose2d", x, w, b, y);
         var g = TGeom(x, w, k);
         BackendChecks.Count(y, (long)g.B * g.O * g.H * k * g.W * k, "conv_transpose2d output");
         BackendChecks.Count(b, g.O, "conv_transpose2d bias");
@@ -281,7 +281,7 @@ public sealed partial class CudaBackend
 
     public void ConvTranspose2dBackward(Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int k)
     {
-        F32("conv_transpose2d backward", x, w, gy, gx, gw, gb);
+        RequireF32("conv_transpose2d backward", x, w, gy, gx, gw, gb);
         var g = TGeom(x, w, k);
         BackendChecks.Count(gy, (long)g.B * g.O * g.H * k * g.W * k, "conv_transpose2d output gradient");
         BackendChecks.Count(gx, x.Numel, "conv_transpose2d input gradient"); BackendChecks.Count(gw, w.Numel, "conv_transpose2d weight gradient");

@@ -7,7 +7,7 @@ namespace Tmca.Cuda;
 public sealed partial class CudaBackend
 {
     /// <summary>Float32 only on CUDA (F64 exists for the CPU's finite-difference checks).</summary>
-    internal static void F32(string op, params Tensor?[] ts)
+    internal static void RequireF32(string op, params Tensor?[] ts)
     {
         foreach (var t in ts)
             if (t is not null && t.DType != DType.F32) throw new NotSupportedException($"{op} of {t.DType} tensors on CUDA (float32 only)");
@@ -16,7 +16,7 @@ public sealed partial class CudaBackend
     // y = f(x); x, y: n
     public void Unary(UnaryOp op, double alpha, Tensor x, Tensor y)
     {
-        F32("unary", x, y);
+        RequireF32("unary", x, y);
         BackendChecks.Same(x, y, "unary");
         long n = x.Numel;
         var a = new KernelArgs(KernelTable.Unary);
@@ -27,7 +27,7 @@ public sealed partial class CudaBackend
     // gx += f'(x)·gy; x, y, gy, gx: n
     public void UnaryBackward(UnaryOp op, double alpha, Tensor x, Tensor y, Tensor gy, Tensor gx)
     {
-        F32("unary backward", x, y, gy, gx);
+        RequireF32("unary backward", x, y, gy, gx);
         BackendChecks.Same(x, y, "unary backward"); BackendChecks.Same(x, gy, "unary backward"); BackendChecks.Same(x, gx, "unary backward");
         long n = x.Numel;
         var a = new KernelArgs(KernelTable.UnaryBackward);
@@ -38,7 +38,7 @@ public sealed partial class CudaBackend
     // y (+)= a op b, broadcasting a and b to y's shape
     public void Binary(BinaryOp op, Tensor a, Tensor b, Tensor y, bool accumulate)
     {
-        F32("binary", a, b, y);
+        RequireF32("binary", a, b, y);
         BackendChecks.Binary(a, b, y);
         long n = y.Numel;
         if (a.Numel == n && b.Numel == n)
@@ -68,7 +68,7 @@ public sealed partial class CudaBackend
     // y += alpha·x
     public void Axpy(double alpha, Tensor x, Tensor y)
     {
-        F32("axpy", x, y);
+        RequireF32("axpy", x, y);
         BackendChecks.Same(x, y, "axpy");
         long n = x.Numel;
         var a = new KernelArgs(KernelTable.Axpy);

@@ -9,7 +9,7 @@ public sealed partial class CudaBackend
     // ids: n (I64), w: V×D → y: n×D
     public void Embedding(Tensor ids, Tensor w, Tensor y)
     {
-        F32("embedding", w, y);
+        RequireF32("embedding", w, y);
         CheckIds(ids, w);
         BackendChecks.Count(y, ids.Numel * w.Shape[1], "embedding output");
         long n = ids.Numel; int d = w.Shape[1];
@@ -21,7 +21,7 @@ public sealed partial class CudaBackend
     // gw[ids[t], :] += gy[t, :]
     public void EmbeddingBackward(Tensor ids, Tensor gy, Tensor gw)
     {
-        F32("embedding backward", gy, gw);
+        RequireF32("embedding backward", gy, gw);
         CheckIds(ids, gw);
         BackendChecks.Count(gy, ids.Numel * gw.Shape[1], "embedding backward gradient");
         long n = ids.Numel; int d = gw.Shape[1];

@@ -9,7 +9,7 @@ public sealed partial class CudaBackend
     // x, y: rows×d; norm: rows
     public void L2Normalize(Tensor x, Tensor y, Tensor norm, double eps)
     {
-        F32("L2 normalisation", x, y, norm);
+        RequireF32("L2 normalisation", x, y, norm);
         BackendChecks.Same(x, y, "L2 normalisation");
         if (x.Numel == 0) return;
         int d = x.Shape[^1]; long rows = x.Numel / d;
@@ -22,7 +22,7 @@ public sealed partial class CudaBackend
     // gx += (gy − y·⟨y, gy⟩)/‖x‖ (clamped rows: gy/eps)
     public void L2NormalizeBackward(Tensor x, Tensor y, Tensor norm, Tensor gy, Tensor gx, double eps)
     {
-        F32("L2 normalisation backward", x, y, norm, gy, gx);
+        RequireF32("L2 normalisation backward", x, y, norm, gy, gx);
         BackendChecks.Same(x, y, "L2 normalisation backward"); BackendChecks.Same(x, gy, "L2 normalisation backward"); BackendChecks.Same(x, gx, "L2 normalisation backward");
         if (x.Numel == 0) return;
         int d = x.Shape[^1]; long rows = x.Numel / d;

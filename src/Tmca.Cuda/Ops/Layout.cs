@@ -9,7 +9,7 @@ public sealed partial class CudaBackend
     // y (+)= x permuted: y.shape[i] = x.shape[perm[i]]
     public void Permute(Tensor x, int[] perm, Tensor y, bool accumulate)
     {
-        F32("permute", x, y);
+        RequireF32("permute", x, y);
         BackendChecks.Permute(x, perm, y);
         var xs = x.Strides;
         var s = Shape8.Of(y.Shape, perm.Select(p => xs[p]).ToArray());
@@ -22,7 +22,7 @@ public sealed partial class CudaBackend
     // dst[o, dstStart + j, :] (+)= src[o, srcStart + j, :], both viewed as outer × axis × inner
     public void CopyAxisRange(Tensor src, int srcStart, Tensor dst, int dstStart, int axis, int length, bool accumulate)
     {
-        F32("axis copy", src, dst);
+        RequireF32("axis copy", src, dst);
         BackendChecks.AxisRange(src, srcStart, dst, dstStart, axis, length);
         long outer = 1, inner = 1;
         for (int i = 0; i < axis; i++) outer *= src.Shape[i];
@@ -36,7 +36,7 @@ public sealed partial class CudaBackend
     // y (+)= x broadcast to y's shape
     public void BroadcastTo(Tensor x, Tensor y, bool accumulate)
     {
-        F32("broadcast", x, y);
+        RequireF32("broadcast", x, y);
         BackendChecks.Broadcastable(x, y, "broadcast");
         var s = Shape8.Of(y.Shape, Shape.BroadcastStrides(x.Shape, y.Shape));
         long n = y.Numel;
@@ -48,7 +48,7 @@ public sealed partial class CudaBackend
     // y (+)= Σ x over the axes where y has size 1 or is missing: one block per output element
     public void SumTo(Tensor x, Tensor y, bool accumulate)
     {
-        F32("sum", x, y);
+        RequireF32("sum", x, y);
         BackendChecks.Broadcastable(y, x, "sum-to");
         int r = x.Rank;
         var xs = x.Strides;

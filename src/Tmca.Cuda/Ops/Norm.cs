@@ -10,7 +10,7 @@ public sealed partial class CudaBackend
     // a thread per position); w, b: C or null; mean, rstd: outer×inner.
     public void LayerNorm(Tensor x, Tensor? w, Tensor? b, Tensor y, Tensor mean, Tensor rstd, int outer, int c, int inner, double eps)
     {
-        F32("layer norm", x, w, b, y, mean, rstd);
+        RequireF32("layer norm", x, w, b, y, mean, rstd);
         BackendChecks.Cover(x, outer, c, inner, "layer norm");
         BackendChecks.Same(x, y, "layer norm"); BackendChecks.Count(w, c, "layer norm weight"); BackendChecks.Count(b, c, "layer norm bias");
         BackendChecks.Count(mean, (long)outer * inner, "layer norm mean"); BackendChecks.Count(rstd, (long)outer * inner, "layer norm rstd");
@@ -31,7 +31,7 @@ public sealed partial class CudaBackend
     // gx += r·(g − mean(g) − x̂·mean(g·x̂)), g = gy·w; gw += Σ gy·x̂, gb += Σ gy (deterministic two-stage sums)
     public void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner)
     {
-        F32("layer norm backward", x, w, mean, rstd, gy, gx, gw, gb);
+        RequireF32("layer norm backward", x, w, mean, rstd, gy, gx, gw, gb);
         BackendChecks.Cover(x, outer, c, inner, "layer norm backward");
         BackendChecks.Same(x, gy, "layer norm backward"); BackendChecks.Count(gx, x.Numel, "layer norm input gradient");
         BackendChecks.Count(w, c, "layer norm weight"); BackendChecks.Count(gw, c, "layer norm weight gradient"); BackendChecks.Count(gb, c, "layer norm bias gradient");
@@ -79,7 +79,7 @@ public sealed partial class CudaBackend
     // x: B×C×HW; statistics per channel over B·HW (one block per channel); w, b, saved and running stats: C
     public void BatchNormTrain(Tensor x, Tensor w, Tensor b, Tensor y, Tensor saveMean, Tensor saveInvStd, Tensor? runMean, Tensor? runVar, double eps, double momentum)
     {
-        F32("batch norm", x, w, b, y, saveMean, saveInvStd, runMean, runVar);
+        RequireF32("batch norm", x, w, b, y, saveMean, saveInvStd, runMean, runVar);
         var (B, C, HW) = BnGeometry(x, w, b, y, saveMean, saveInvStd, runMean, runVar);
         if ((long)B * HW < 2) throw new ArgumentException($"batch norm in training needs more than one value per channel, got x {Shape.Format(x.Shape)}");
         var a = new KernelArgs(KernelTable.BatchNormTrain);
@@ -89,7 +89,7 @@ public sealed partial class CudaBackend
 
     public void BatchNormEval(Tensor x, Tensor w, Tensor b, Tensor y, Tensor runMean, Tensor runVar, double eps)
     {
-        F32("batch norm (evaluation)", x, w, b, y, runMean, runVar);
+        RequireF32("batch norm (evaluation)", x, w, b, y, runMean, runVar);
         var (B, C, HW) = BnGeometry(x, w, b, y, runMean, runVar, null, null);
         if (x.Numel == 0) return;
         var a = new KernelArgs(KernelTable.BatchNormEval);
@@ -100,7 +100,7 @@ public sealed partial class CudaBackend
     // gx += w·r/N·(N·gy − Σgy − x̂·Σ(gy·x̂)), gw += Σ gy·x̂, gb += Σ gy
     public void BatchNormBackward(Tensor x, Tensor w, Tensor saveMean, Tensor saveInvStd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb)
     {
-        F32("batch norm backward", x, w, saveMean, saveInvStd, gy, gx, gw, gb);
+        RequireF32("batch norm backward", x, w, saveMean, saveInvStd, gy, gx, gw, gb);
         var (B, C, HW) = BnGeometry(x, w, saveMean, saveInvStd, gw, gb, null, null);
         BackendChecks.Same(x, gy, "batch norm backward"); BackendChecks.Count(gx, x.Numel, "batch norm input gradient");
         if (x.Numel == 0) return;

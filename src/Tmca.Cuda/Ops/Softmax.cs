@@ -9,7 +9,7 @@ public sealed partial class CudaBackend
     // x, y: rows × n
     public void Softmax(Tensor x, Tensor y)
     {
-        F32("softmax", x, y);
+        RequireF32("softmax", x, y);
         BackendChecks.Same(x, y, "softmax");
         if (x.Numel == 0) return;
         int n = x.Shape[^1]; long rows = x.Numel / n;
@@ -21,7 +21,7 @@ public sealed partial class CudaBackend
     // gx += y·(gy − Σ gy·y)
     public void SoftmaxBackward(Tensor y, Tensor gy, Tensor gx)
     {
-        F32("softmax backward", y, gy, gx);
+        RequireF32("softmax backward", y, gy, gx);
         BackendChecks.Same(y, gy, "softmax backward"); BackendChecks.Same(y, gx, "softmax backward");
         if (y.Numel == 0) return;
         int n = y.Shape[^1]; long rows = y.Numel / n;

@@ -24,7 +24,7 @@ public sealed unsafe partial class CudaBackend
     public void TargetLogits(Tensor gt, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, Tensor tau, bool global,
                              IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar, Tensor z)
     {
-        F32("target logits", [gt, tau, z, .. v, .. u, .. omega, .. vbar]);
+        RequireF32("target logits", [gt, tau, z, .. v, .. u, .. omega, .. vbar]);
         BackendChecks.TargetLogits(gt, v, u, tau, omega, vbar, z);
         var t = Levels(gt.Shape[0], gt.Shape[2], gt.Shape[3], v, u, omega, vbar, global);
         var a = new KernelArgs(KernelTable.TargetLogits);
@@ -35,7 +35,7 @@ public sealed unsafe partial class CudaBackend
     public void TargetLogitsBackward(IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, Tensor tau, IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar,
                                      Tensor z, Tensor gz, IReadOnlyList<Tensor?> gv, IReadOnlyList<Tensor?> gu, Tensor? gtau)
     {
-        F32("target logits backward", [tau, z, gz, gtau, .. v, .. u, .. omega, .. vbar, .. gv, .. gu]);
+        RequireF32("target logits backward", [tau, z, gz, gtau, .. v, .. u, .. omega, .. vbar, .. gv, .. gu]);
         BackendChecks.Same(z, gz, "target logits backward");
         for (int l = 0; l < v.Count; l++) { BackendChecks.Count(gv[l], v[l].Numel, "target logits gv"); BackendChecks.Count(gu[l], u[l].Numel, "target logits gu"); }
         BackendChecks.Count(gtau, 1, "target logits gτ");
@@ -49,7 +49,7 @@ public sealed unsafe partial class CudaBackend
 
     public void MultiLevelInfoNce(Tensor z, Tensor same, Tensor loss, Tensor pRow, Tensor pCol)
     {
-        F32("multi-level InfoNCE", z, loss, pRow, pCol);
+        RequireF32("multi-level InfoNCE", z, loss, pRow, pCol);
         BackendChecks.MultiLevelInfoNce(z, same, loss, pRow, pCol);
         int L = z.Shape[0], B = z.Shape[1];
         if (B > 1024) throw new NotSupportedException($"InfoNCE over a batch of {B} on CUDA (one block: at most 1024)");
@@ -60,7 +60,7 @@ public sealed unsafe partial class CudaBackend
 
     public void MultiLevelInfoNceBackward(Tensor pRow, Tensor pCol, Tensor gLoss, Tensor gz)
     {
-        F32("multi-level InfoNCE backward", pRow, pCol, gLoss, gz);
+        RequireF32("multi-level InfoNCE backward", pRow, pCol, gLoss, gz);
         BackendChecks.Same(pRow, pCol, "multi-level InfoNCE backward"); BackendChecks.Same(pRow, gz, "multi-level InfoNCE backward");
         int L = pRow.Shape[0], B = pRow.Shape[1];
         BackendChecks.Count(gLoss, L + 1, "multi-level InfoNCE loss gradient");
@@ -72,7 +72,7 @@ public sealed unsafe partial class CudaBackend
     // s = ⟨v, u⟩, logits = a·s + b, att = σ(logits), fOut = f ⊙ (1 + γ·att): a block per sample
     public void SimilarityLgte(Tensor v, Tensor u, Tensor f, Tensor a, Tensor b, Tensor gamma, Tensor s, Tensor logits, Tensor att, Tensor fOut)
     {
-        F32("similarity/LGTE", v, u, f, a, b, gamma, s, logits, att, fOut);
+        RequireF32("similarity/LGTE", v, u, f, a, b, gamma, s, logits, att, fOut);
         var (B, C, N, D) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, null);
         BackendChecks.Count(b, 1, "LGTE b"); BackendChecks.Same(s, logits, "similarity/LGTE"); BackendChecks.Same(f, fOut, "similarity/LGTE");
         if (B == 0 || N == 0) return;
@@ -84,7 +84,7 @@ public sealed unsafe partial class CudaBackend
     public void SimilarityLgteBackward(Tensor v, Tensor u, Tensor f, Tensor a, Tensor gamma, Tensor s, Tensor att, Tensor? target,
                                        Tensor? gFOut, Tensor? gPix, Tensor? gv, Tensor? gu, Tensor? gf, Tensor? ga, Tensor? gb, Tensor? gGamma)
     {
-        F32("similarity/LGTE backward", v, u, f, a, gamma, s, att, target, gFOut, gPix, gv, gu, gf, ga, gb, gGamma);
+        RequireF32("similarity/LGTE backward", v, u, f, a, gamma, s, att, target, gFOut, gPix, gv, gu, gf, ga, gb, gGamma);
         var (B, C, N, D) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, target);
         BackendChecks.Count(gFOut, f.Numel, "LGTE output gradient"); BackendChecks.Count(gPix, 1, "pixel loss gradient");
         BackendChecks.Count(gv, v.Numel, "gv"); BackendChecks.Count(gu, u.Numel, "gu"); BackendChecks.Count(gf, f.Numel, "gf");
