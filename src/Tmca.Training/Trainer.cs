@@ -69,12 +69,12 @@ public static class Trainer
                         Step = step, OptimizerStep = opt.Step, Rng = rng.State, StepInEpoch = s, EpochRng = at.Rng,
                         EpochLossSum = lossSum, EpochDiceSum = diceSum, SkippedSteps = skipped,
                     });
-                if (s > 0) FaultPoints.Reach("between-steps");
+                if (s > 0) HoldPoints.Reach("between-steps");
                 var idx = order.Skip(s * B).Take(B).ToArray();
                 if (idx.Length < 2 && s > 0) break;   // a lone last sample: BatchNorm needs more than one
                 var t0 = Stopwatch.GetTimestamp();
                 var v = guarded.Run(idx, step + 1, rng, state);
-                FaultPoints.Reach("step");
+                HoldPoints.Reach("step");
                 step++;
                 double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 if (!v.Finite)
