@@ -84,9 +84,9 @@ public static class Trainer
                     ui.Warning($"step {step}: non-finite loss or gradients ({v.NonFiniteGradients:0} non-finite gradient elements); skipped ({skipped} so far)");
                     continue;
                 }
-                double trainDice = 1 - v.Dice;
+                double trainDice = 1 - v.DiceLoss;
                 lossSum += v.Total; diceSum += trainDice;
-                log.Step(new { step, epoch, lr = opt.Lr, loss = v.Total, bce = v.Bce, dice_loss = v.Dice, nce = Nan(v.Nce), pix = Nan(v.Pix), images_per_s = idx.Length / sec, seconds = sec });
+                log.Step(new { step, epoch, lr = opt.Lr, loss = v.Total, bce = v.Bce, dice_loss = v.DiceLoss, nce = Nan(v.Nce), pix = Nan(v.Pix), images_per_s = idx.Length / sec, seconds = sec });
                 double perStep = epochClock.Elapsed.TotalSeconds / (s + 1);
                 long remaining = (long)(o.Epochs - epoch) * stepsPerEpoch + (stepsPerEpoch - s - 1);
                 if (o.MaxSteps is { } m2) remaining = Math.Min(remaining, m2 - step);
@@ -206,7 +206,7 @@ public static class Trainer
 
     /// <summary>A step's logged values (NaN for loss terms the flags turn off) and its guard: the number of non-finite
     /// gradient elements (NaN when the loss itself was not finite); a step is finite when the guard is 0.</summary>
-    public readonly record struct StepValues(double Total, double Bce, double Dice, double Nce, double Pix, double NonFiniteGradients)
+    public readonly record struct StepValues(double Total, double Bce, double DiceLoss, double Nce, double Pix, double NonFiniteGradients)
     {
         public bool Finite => NonFiniteGradients == 0 && double.IsFinite(Total);
     }
