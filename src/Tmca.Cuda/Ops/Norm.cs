@@ -80,7 +80,7 @@ public sealed partial class CudaBackend
     public void BatchNormTrain(Tensor x, Tensor w, Tensor b, Tensor y, Tensor saveMean, Tensor saveInvStd, Tensor? runMean, Tensor? runVar, double eps, double momentum)
     {
         RequireF32("batch norm", x, w, b, y, saveMean, saveInvStd, runMean, runVar);
-        var (B, C, HW) = BnGeometry(x, w, b, y, saveMean, saveInvStd, runMean, runVar);
+        var (B, C, HW) = BnGeometry(x, y, w, b, saveMean, saveInvStd, runMean, runVar);
         if ((long)B * HW < 2) throw new ArgumentException($"batch norm in training needs more than one value per channel, got x {Shape.Format(x.Shape)}");
         var a = new KernelArgs(KernelTable.BatchNormTrain);
         a.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(saveMean).Ptr(saveInvStd).Ptr(runMean).Ptr(runVar).I32(B).I32(C).I64(HW).F32(eps).F32(momentum);
@@ -90,7 +90,7 @@ public sealed partial class CudaBackend
     public void BatchNormEval(Tensor x, Tensor w, Tensor b, Tensor y, Tensor runMean, Tensor runVar, double eps)
     {
         RequireF32("batch norm (evaluation)", x, w, b, y, runMean, runVar);
-        var (B, C, HW) = BnGeometry(x, w, b, y, runMean, runVar, null, null);
+        var (B, C, HW) = BnGeometry(x, y, w, b, runMean, runVar);
         if (x.Numel == 0) return;
         var a = new KernelArgs(KernelTable.BatchNormEval);
         a.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(runMean).Ptr(runVar).I32(C).I64(HW).I64(x.Numel).F32(eps);
@@ -101,7 +101,7 @@ public sealed partial class CudaBackend
     public void BatchNormBackward(Tensor x, Tensor w, Tensor saveMean, Tensor saveInvStd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb)
     {
         RequireF32("batch norm backward", x, w, saveMean, saveInvStd, gy, gx, gw, gb);
-        var (B, C, HW) = BnGeometry(x, w, saveMean, saveInvStd, gw, gb, null, null);
+        var (B, C, HW) = BnGeometry(x, gy, w, saveMean, saveInvStd, gw, gb);
         BackendChecks.Same(x, gy, "batch norm backward"); BackendChecks.Count(gx, x.Numel, "batch norm input gradient");
         if (x.Numel == 0) return;
         var a = new KernelArgs(KernelTable.BatchNormBackward);
@@ -109,16 +109,16 @@ public sealed partial class CudaBackend
         Launch(ref a, new Dim3((uint)C), $"{B}×{C}×{HW}");
     }
 
-    /// <summary>x: B×C×… → (B, C, HW); every per-channel tensor given holds C values, y (the 4th argument) x's count.</summary>
-    private static (int B, int C, long HW) BnGeometry(Tensor x, Tensor? w, Tensor? b, Tensor? y, Tensor? s1, Tensor? s2, Tensor? s3, Tensor? s4)
+    /// <summary>x: B×C×… → (B, C, HW); <paramref name="sameAsX"/> (the output, or the output gradient) holds x's count,
+    /// every <paramref name="perChannel"/> tensor given (weight, bias, saved and running statistics, their gradients) C values.</summary>
+    private static (int B, int C, long HW) BnGeometry(Tensor x, Tensor sameAsX, params Tensor?[] perChannel)
     {
         if (x.Rank < 2) throw new ArgumentException($"batch norm: x {Shape.Format(x.Shape)} needs a channel axis");
         int B = x.Shape[0], C = x.Shape[1];
         long hw = 1;
         for (int i = 2; i < x.Rank; i++) hw *= x.Shape[i];
-        BackendChecks.Count(w, C, "batch norm weight"); BackendChecks.Count(b, C, "batch norm parameter");
-        if (y is not null && y.Numel != x.Numel && y.Numel != C) throw new ArgumentException($"batch norm: {Shape.Format(y.Shape)} vs x {Shape.Format(x.Shape)}");
-        foreach (var t in new[] { s1, s2, s3, s4 }) BackendChecks.Count(t, C, "batch norm statistics");
+        BackendChecks.Count(sameAsX, x.Numel, "batch norm output (or its gradient)");
+        foreach (var t in perChannel) BackendChecks.Count(t, C, "batch norm per-channel tensor");
         return (B, C, hw);
     }
 }
