@@ -36,7 +36,7 @@ public static class SimulatorBenchmark
         foreach (int n in new[] { 1 << 16, 1 << 20, 1 << 22 })
         {
             var x = Rand(n); var y = Tensor.Zeros([n], DType.F32, sim);
-            Measure("unary_f32 (GELU)", $"{n:N0}", n, K.Unary.Grid(n, sim.SmCount).X, 256, () => sim.Unary(UnaryOp.Gelu, 0, x, y));
+            Measure("unary_f32 (GELU)", $"{n:N0}", n, KernelTable.Unary.Grid(n, sim.SmCount).X, 256, () => sim.Unary(UnaryOp.Gelu, 0, x, y));
         }
         foreach (int rows_ in new[] { 256, 4096, 16384 })
         {
@@ -44,14 +44,14 @@ public static class SimulatorBenchmark
             var x = Rand(rows_, c); var y = Tensor.Zeros([rows_, c], DType.F32, sim);
             var mean = Tensor.Zeros([rows_], DType.F32, sim); var rstd = Tensor.Zeros([rows_], DType.F32, sim);
             var w = Rand(c); var b = Rand(c);
-            Measure("layernorm_f32 (warp per row)", $"{rows_:N0}×{c}", (long)rows_ * c, K.LayerNorm.Grid(rows_, sim.SmCount).X, 256,
+            Measure("layernorm_f32 (warp per row)", $"{rows_:N0}×{c}", (long)rows_ * c, KernelTable.LayerNorm.Grid(rows_, sim.SmCount).X, 256,
                     () => sim.LayerNorm(x, w, b, y, mean, rstd, rows_, c, 1, 1e-5));
         }
         foreach (var (outer, inner) in new[] { (256, 256), (4096, 256), (16384, 256) })
         {
             var x = Rand(outer, inner); var y = Tensor.Zeros([inner], DType.F32, sim);
             uint block = outer >= 4096 ? 256u : outer >= 512 ? 128u : 32u;
-            Measure("sum_to_f32 (block reduction)", $"{outer:N0}×{inner} → {inner}", (long)outer * inner, K.SumTo.Grid(inner, sim.SmCount).X, (int)block,
+            Measure("sum_to_f32 (block reduction)", $"{outer:N0}×{inner} → {inner}", (long)outer * inner, KernelTable.SumTo.Grid(inner, sim.SmCount).X, (int)block,
                     () => sim.SumTo(x, y, false));
         }
         var table = $"""

@@ -7,7 +7,7 @@ namespace Tmca.Cli;
 /// The test hooks a shipped `tmca` installs, each only when its TMCA_* variable is set (the CLI tests, the hard-kill
 /// tests and the device check run the real binary with them); without them nothing is installed and a run pays nothing.
 /// - TMCA_INJECT_NONFINITE: a <see cref="NonFiniteInjection"/> as this thread's tape inspector (the command runs on it).
-/// - TMCA_HOLD_AT: <see cref="HoldAt"/> as the process's <see cref="FaultPoints"/>.
+/// - TMCA_HOLD_AT: <see cref="HoldAt"/> as the process's <see cref="HoldPoints"/>.
 /// - TMCA_DEVICE_FAULT: installed where the CUDA backends are built (<see cref="Backends"/>), under the backend.
 /// </summary>
 internal static class TestHooks
@@ -27,21 +27,21 @@ internal static class TestHooks
     }
 }
 
-/// <summary>TMCA_HOLD_AT=POINT[:N]: the N-th arrival (default the first) at fault point POINT prints "tmca: holding at POINT"
+/// <summary>TMCA_HOLD_AT=POINT[:N]: the N-th arrival (default the first) at hold point POINT prints "tmca: holding at POINT"
 /// to stderr and waits until the process is killed, or until <see cref="Release"/> (the SIGINT/SIGTERM handler).</summary>
-internal sealed class HoldAt(HoldPoint point) : IFaultPoints
+internal sealed class HoldAt(HoldPoint point) : IHoldPoints
 {
     private int _arrivals;
     private volatile bool _released;
 
     public static IDisposable Install(HoldPoint point)
     {
-        var previous = FaultPoints.Installed;
-        FaultPoints.Installed = new HoldAt(point);
+        var previous = HoldPoints.Installed;
+        HoldPoints.Installed = new HoldAt(point);
         return new Restore(previous);
     }
 
-    private sealed class Restore(IFaultPoints? previous) : IDisposable { public void Dispose() => FaultPoints.Installed = previous; }
+    private sealed class Restore(IHoldPoints? previous) : IDisposable { public void Dispose() => HoldPoints.Installed = previous; }
 
     public void Release() => _released = true;
 

@@ -8,7 +8,7 @@ namespace Tmca.Cuda;
 
 /// <summary>
 /// The CUDA backend behind <see cref="IBackend"/>: device tensors in a caching pool, kernels from kernels/*.cu
-/// launched through typed descriptors (<see cref="K"/>), GEMMs through the device's GEMM (cuBLAS on a GPU, TF32
+/// launched through typed descriptors (<see cref="KernelTable"/>), GEMMs through the device's GEMM (cuBLAS on a GPU, TF32
 /// off by default so results match the CPU to float32 precision; <see cref="Tf32"/> turns it on). It talks to
 /// the device only through <see cref="IDeviceRuntime"/>: a real GPU (<see cref="DriverRuntime"/>) or the CUDA
 /// simulator (<see cref="SimRuntime"/>, `--device cuda-sim`), which runs the same kernels on the CPU.
@@ -172,9 +172,9 @@ public sealed unsafe partial class CudaBackend : IBackend, IDeviceMemory, IDispo
         if (value == 0) { Runtime.Memset(P(dst), 0, dst.Numel * dst.DType.SizeOf()); return; }
         if (dst.DType != DType.F32) throw new NotSupportedException($"filling a {dst.DType} CUDA tensor with {value}");
         long n = dst.Numel;
-        var a = new KernelArgs(K.Fill);
+        var a = new KernelArgs(KernelTable.Fill);
         a.F32(value).Ptr(dst).I64(n);
-        Launch(ref a, K.Fill.Grid(n, SmCount), $"n={n}");
+        Launch(ref a, KernelTable.Fill.Grid(n, SmCount), $"n={n}");
     }
 
     public void Convert(Tensor src, Tensor dst) => throw new NotSupportedException("dtype conversion on CUDA (F64 is CPU-only)");

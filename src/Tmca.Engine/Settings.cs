@@ -30,10 +30,10 @@ public sealed record NonFiniteSpec(NonFiniteSite Where, string? Op, long Step)
     }
 }
 
-/// <summary>TMCA_HOLD_AT parsed: hold at the <paramref name="Arrival"/>-th arrival (1-based) at fault point <paramref name="Point"/>.</summary>
+/// <summary>TMCA_HOLD_AT parsed: hold at the <paramref name="Arrival"/>-th arrival (1-based) at hold point <paramref name="Point"/>.</summary>
 public sealed record HoldPoint(string Point, int Arrival)
 {
-    /// <summary>The fault points the product reaches (<see cref="FaultPoints"/>).</summary>
+    /// <summary>The hold points the product reaches (<see cref="HoldPoints"/>).</summary>
     public static readonly string[] Points = ["step", "between-steps", "safetensors-write"];
 }
 
@@ -90,7 +90,7 @@ public sealed record TmcaSettings
     public bool SimRaceCheck { get; init; }
     /// <summary>TMCA_DEVICE_FAULT (tests): the CLI's CUDA backends fail an allocation or a launch on purpose; null: no faults.</summary>
     public DeviceFault? DeviceFault { get; init; }
-    /// <summary>TMCA_HOLD_AT=POINT[:N] (tests): the CLI holds the process at the N-th arrival at a fault point so a test can kill or signal it there; null: never.</summary>
+    /// <summary>TMCA_HOLD_AT=POINT[:N] (tests): the CLI holds the process at the N-th arrival at a hold point so a test can kill or signal it there; null: never.</summary>
     public HoldPoint? HoldAt { get; init; }
     /// <summary>TMCA_INJECT_NONFINITE (tests): the CLI puts a NaN into a training step to prove the guard catches it; null: never.</summary>
     public NonFiniteSpec? InjectNonFinite { get; init; }

@@ -22,7 +22,7 @@ public static class ProcessInterrupt
             ctx.Cancel = true;
             Console.Error.WriteLine($"\n{ctx.Signal}: stopping after the current step and writing a checkpoint (again to quit at once)");
             _source.Cancel();
-            Tmca.Engine.FaultPoints.Release();   // a test holding the run at a fault point lets it reach the next step
+            Tmca.Engine.HoldPoints.Release();   // a test holding the run at a hold point lets it reach the next step
         }
         var regs = new[] { PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler), PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler) };
         return new Listening(regs, _source.Token);

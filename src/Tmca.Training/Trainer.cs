@@ -70,12 +70,12 @@ public static class Trainer
                         Step = step, OptimizerStep = opt.Step, Rng = rng.State, StepInEpoch = s, EpochRng = at.Rng,
                         EpochLossSum = lossSum, EpochDiceSum = diceSum, SkippedSteps = skipped,
                     });
-                if (s > 0) FaultPoints.Reach("between-steps");
+                if (s > 0) HoldPoints.Reach("between-steps");
                 var idx = order.Skip(s * B).Take(B).ToArray();
                 if (idx.Length < 2 && s > 0) break;   // a lone last sample: BatchNorm needs more than one
                 var t0 = Stopwatch.GetTimestamp();
                 var v = guarded.Run(idx, step + 1, rng, state);
-                FaultPoints.Reach("step");
+                HoldPoints.Reach("step");
                 step++;
                 double sec = Stopwatch.GetElapsedTime(t0).TotalSeconds;
                 if (!v.Finite)
@@ -85,9 +85,9 @@ public static class Trainer
                     ui.Warning($"step {step}: non-finite loss or gradients ({v.NonFiniteGradients:0} non-finite gradient elements); skipped ({skipped} so far)");
                     continue;
                 }
-                double trainDice = 1 - v.Dice;
+                double trainDice = 1 - v.DiceLoss;
                 lossSum += v.Total; diceSum += trainDice;
-                log.Step(new { step, epoch, lr = opt.Lr, loss = v.Total, bce = v.Bce, dice_loss = v.Dice, nce = Nan(v.Nce), pix = Nan(v.Pix), images_per_s = idx.Length / sec, seconds = sec });
+                log.Step(new { step, epoch, lr = opt.Lr, loss = v.Total, bce = v.Bce, dice_loss = v.DiceLoss, nce = Nan(v.Nce), pix = Nan(v.Pix), images_per_s = idx.Length / sec, seconds = sec });
                 double perStep = epochClock.Elapsed.TotalSeconds / (s + 1);
                 long remaining = (long)(o.Epochs - epoch) * stepsPerEpoch + (stepsPerEpoch - s - 1);
                 if (o.MaxSteps is { } m2) remaining = Math.Min(remaining, m2 - step);
@@ -217,7 +217,7 @@ public static class Trainer
 
     /// <summary>A step's logged values (NaN for loss terms the flags turn off) and its guard: the number of non-finite
     /// gradient elements (NaN when the loss itself was not finite); a step is finite when the guard is 0.</summary>
-    public readonly record struct StepValues(double Total, double Bce, double Dice, double Nce, double Pix, double NonFiniteGradients)
+    public readonly record struct StepValues(double Total, double Bce, double DiceLoss, double Nce, double Pix, double NonFiniteGradients)
     {
         public bool Finite => NonFiniteGradients == 0 && double.IsFinite(Total);
     }

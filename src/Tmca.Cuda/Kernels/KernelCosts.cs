@@ -32,7 +32,7 @@ public static class KernelCosts
     /// <summary>The descriptor of the kernel called <paramref name="name"/> (what a runtime's Launch is given), or null.</summary>
     public static KernelDescriptor? Descriptor(string name)
     {
-        _byName ??= K.All.ToDictionary(d => d.Name);
+        _byName ??= KernelTable.All.ToDictionary(d => d.Name);
         return _byName.GetValueOrDefault(name);
     }
 

@@ -6,7 +6,7 @@ namespace Tmca.Cuda.Kernels;
 /// fails on a kernel without a descriptor, a descriptor without a kernel, or any difference in name, parameter
 /// count, order or type.
 /// </summary>
-public static class K
+public static class KernelTable
 {
     private const string F = "float", CF = "const float*", PF = "float*", I = "int", L = "i64";
 
@@ -113,6 +113,6 @@ public static class K
 
     /// <summary>Every descriptor above (by reflection, so a new one cannot be forgotten).</summary>
     public static IReadOnlyList<KernelDescriptor> All { get; } =
-        typeof(K).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        typeof(KernelTable).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
                  .Where(f => f.FieldType == typeof(KernelDescriptor)).Select(f => (KernelDescriptor)f.GetValue(null)!).ToList();
 }

@@ -8,7 +8,7 @@ public sealed unsafe partial class CudaBackend
 {
     public void AdamW(IReadOnlyList<AdamWSlot> slots, AdamWStep h, Tensor? guard = null)
     {
-        if (guard is not null) { F32("AdamW guard", guard); if (guard.Numel != 1) throw new ArgumentException($"AdamW guard must have one element, not {guard.Numel}"); }
+        if (guard is not null) { RequireF32("AdamW guard", guard); if (guard.Numel != 1) throw new ArgumentException($"AdamW guard must have one element, not {guard.Numel}"); }
         if (h.Step < 1) throw new ArgumentException("AdamW step counts from 1");
         if (slots.Count == 0) return;
         const int chunk = 4096;
@@ -18,7 +18,7 @@ public sealed unsafe partial class CudaBackend
         for (int i = 0; i < slots.Count; i++)
         {
             var s = slots[i];
-            F32("AdamW", s.Param, s.Grad, s.M, s.V);
+            RequireF32("AdamW", s.Param, s.Grad, s.M, s.V);
             BackendChecks.Same(s.Param, s.Grad, "AdamW gradient"); BackendChecks.Same(s.Param, s.M, "AdamW first moment"); BackendChecks.Same(s.Param, s.V, "AdamW second moment");
             table[i] = new AdamSlotNative { P = P(s.Param), G = P(s.Grad), M = P(s.M), V = P(s.V), N = s.Param.Numel, Decay = s.Decay ? 1 : 0 };
             for (long st = 0; st < s.Param.Numel; st += chunk) { chunkSlot.Add(i); chunkStart.Add(st); }
@@ -32,11 +32,11 @@ public sealed unsafe partial class CudaBackend
             float bc1 = (float)(1 - Math.Pow(h.Beta1, h.Step)), bc2 = (float)Math.Sqrt(1 - Math.Pow(h.Beta2, h.Step));
             if (guard is not null)
             {
-                var c = new KernelArgs(K.NonFiniteCount);
+                var c = new KernelArgs(KernelTable.NonFiniteCount);
                 c.Ptr(pt).Ptr(pc).Ptr(ps).I32(chunk).Ptr(guard);
                 Launch(ref c, new Dim3((uint)chunkSlot.Count), $"{slots.Count} gradients, {chunkSlot.Count} chunks");
             }
-            var a = new KernelArgs(K.AdamW);
+            var a = new KernelArgs(KernelTable.AdamW);
             a.Ptr(pt).Ptr(pc).Ptr(ps).I32(chunk).F32(h.Lr).F32(h.Beta1).F32(h.Beta2).F32(h.Eps).F32(h.WeightDecay).F32(bc1).F32(bc2).Ptr(POpt(guard));
             Launch(ref a, new Dim3((uint)chunkSlot.Count), $"{slots.Count} tensors, {chunkSlot.Count} chunks");
         }

@@ -54,20 +54,20 @@ public sealed partial class CudaBackend
     // y = conv(x, w) + b
     public void Conv2d(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int pad, int groups)
     {
-        F32("conv2d", x, w, b, y);
+        RequireF32("conv2d", x, w, b, y);
         var g = Geom(x, w, stride, pad, groups);
         BackendChecks.Count(y, (long)g.B * g.O * g.Ho * g.Wo, "conv2d output");
         BackendChecks.Count(b, g.O, "conv2d bias");
         if (y.Numel == 0) return;
         if (DirectDepthwise(g))
         {
-            var d = new KernelArgs(K.DepthwiseConv);
+            var d = new KernelArgs(KernelTable.DepthwiseConv);
             d.Ptr(x).Ptr(w).Ptr(b).Ptr(y).I32(g.C).I32(g.H).I32(g.W).I32(g.Kh).I32(0).I32(0);
             Launch(ref d, DepthwiseGrid(g), g.ToString());
             return;
         }
         if (Tf32 && Pointwise(g)) { PointwiseForward(g, x, w, b, y); return; }
-        var a = new KernelArgs(TensorCoreConv ? K.Conv2dForwardTf32 : K.Conv2dForward);
+        var a = new KernelArgs(TensorCoreConv ? KernelTable.Conv2dForwardTf32 : KernelTable.Conv2dForward);
         a.Struct(g).Ptr(x).Ptr(w).Ptr(b).Ptr(y);
         Launch(ref a, GemmGrid(g.O / g.Groups, (long)g.B * g.Ho * g.Wo, g.Groups), g.ToString());
     }
@@ -83,7 +83,7 @@ public sealed partial class CudaBackend
     // gx += conv_data(gy, w); gw += Σ gy ⊗ x; gb += Σ gy
     public void Conv2dBackward(Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int stride, int pad, int groups)
     {
-        F32("conv2d backward", x, w, gy, gx, gw, gb);
+        RequireF32("conv2d backward", x, w, gy, gx, gw, gb);
         var g = Geom(x, w, stride, pad, groups);
         BackendChecks.Count(gy, (long)g.B * g.O * g.Ho * g.Wo, "conv2d output gradient");
         BackendChecks.Count(gx, x.Numel, "conv2d input gradient"); BackendChecks.Count(gw, w.Numel, "conv2d weight gradient"); BackendChecks.Count(gb, g.O, "conv2d bias gradient");
@@ -99,13 +99,13 @@ public sealed partial class CudaBackend
         {
             if (direct)
             {
-                var d = new KernelArgs(K.DepthwiseConv);   // gx += corr(gy, rot180(w))
+                var d = new KernelArgs(KernelTable.DepthwiseConv);   // gx += corr(gy, rot180(w))
                 d.Ptr(gy).Ptr(w).Ptr((Tensor?)null).Ptr(gx).I32(g.C).I32(g.H).I32(g.W).I32(g.Kh).I32(1).I32(1);
                 Launch(ref d, DepthwiseGrid(g), g.ToString());
             }
             else
             {
-                var a = new KernelArgs(TensorCoreConv ? K.Conv2dBackwardDataTf32 : K.Conv2dBackwardData);
+                var a = new KernelArgs(TensorCoreConv ? KernelTable.Conv2dBackwardDataTf32 : KernelTable.Conv2dBackwardData);
                 a.Struct(g).Ptr(w).Ptr(gy).Ptr(gx);
                 Launch(ref a, GemmGrid(g.C / g.Groups, (long)g.B * g.H * g.W, g.Groups), g.ToString());
             }
@@ -123,7 +123,7 @@ public sealed partial class CudaBackend
                 var (part, size) = Pool.Rent((long)splits * w.Numel * 4);
                 try
                 {
-                    var a = new KernelArgs(TensorCoreConv ? K.Conv2dBackwardWeightTf32 : K.Conv2dBackwardWeight);
+                    var a = new KernelArgs(TensorCoreConv ? KernelTable.Conv2dBackwardWeightTf32 : KernelTable.Conv2dBackwardWeight);
                     a.Struct(g).Ptr(x).Ptr(gy).Ptr(part).I32(splits);
                     Launch(ref a, GemmGrid(m, n, (long)g.Groups * splits), $"{g}, {splits} K slices");
                     AddPartials(part, gw, splits);
@@ -140,7 +140,7 @@ public sealed partial class CudaBackend
     private void DepthwiseWeightGradient(ConvGeom g, Tensor x, Tensor gy, Tensor gw)
     {
         int splits = DepthwiseWeightSplits(g, SmCount);
-        var d = new KernelArgs(K.DepthwiseConvBackwardWeight);
+        var d = new KernelArgs(KernelTable.DepthwiseConvBackwardWeight);
         if (splits == 1)
         {
             d.Ptr(x).Ptr(gy).Ptr(gw).I32(g.B).I32(g.C).I32(g.H).I32(g.W).I32(g.Kh).I32(1);
@@ -253,9 +253,9 @@ public sealed partial class CudaBackend
     /// <summary>dst += Σ_s part[s] (the K slices of a weight gradient, added in a fixed order).</summary>
     private void AddPartials(ulong part, Tensor dst, int splits)
     {
-        var a = new KernelArgs(K.AddSplitPartials);
+        var a = new KernelArgs(KernelTable.AddSplitPartials);
         a.Ptr(part).Ptr(dst).I32(splits).I64(dst.Numel);
-        Launch(ref a, K.AddSplitPartials.Grid(dst.Numel, SmCount), $"{splits} × {dst.Numel}");
+        Launch(ref a, KernelTable.AddSplitPartials.Grid(dst.Numel, SmCount), $"{splits} × {dst.Numel}");
     }
 
     /// <summary>gb[o] += Σ_(b,p) gy[b, o, p]: the sum-to kernel on B×O×P viewed down to O×1.</summary>
@@ -269,19 +269,19 @@ public sealed partial class CudaBackend
     // y[b, o, k·i + di, k·j + dj] = b[o] + Σ_c w[c, o, di, dj]·x[b, c, i, j]
     public void ConvTranspose2d(Tensor x, Tensor w, Tensor? b, Tensor y, int k)
     {
-        F32("conv_transpose2d", x, w, b, y);
+        RequireF32("conv_transpose2d", x, w, b, y);
         var g = TGeom(x, w, k);
         BackendChecks.Count(y, (long)g.B * g.O * g.H * k * g.W * k, "conv_transpose2d output");
         BackendChecks.Count(b, g.O, "conv_transpose2d bias");
         if (y.Numel == 0) return;
-        var a = new KernelArgs(TensorCoreConv ? K.ConvTranspose2dForwardTf32 : K.ConvTranspose2dForward);
+        var a = new KernelArgs(TensorCoreConv ? KernelTable.ConvTranspose2dForwardTf32 : KernelTable.ConvTranspose2dForward);
         a.Struct(g).Ptr(x).Ptr(w).Ptr(b).Ptr(y);
         Launch(ref a, GemmGrid((long)g.O * k * k, (long)g.B * g.H * g.W, 1), g.ToString());
     }
 
     public void ConvTranspose2dBackward(Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int k)
     {
-        F32("conv_transpose2d backward", x, w, gy, gx, gw, gb);
+        RequireF32("conv_transpose2d backward", x, w, gy, gx, gw, gb);
         var g = TGeom(x, w, k);
         BackendChecks.Count(gy, (long)g.B * g.O * g.H * k * g.W * k, "conv_transpose2d output gradient");
         BackendChecks.Count(gx, x.Numel, "conv_transpose2d input gradient"); BackendChecks.Count(gw, w.Numel, "conv_transpose2d weight gradient");
@@ -289,7 +289,7 @@ public sealed partial class CudaBackend
         if (gy.Numel == 0) return;
         if (gx is not null)
         {
-            var a = new KernelArgs(TensorCoreConv ? K.ConvTranspose2dBackwardDataTf32 : K.ConvTranspose2dBackwardData);
+            var a = new KernelArgs(TensorCoreConv ? KernelTable.ConvTranspose2dBackwardDataTf32 : KernelTable.ConvTranspose2dBackwardData);
             a.Struct(g).Ptr(w).Ptr(gy).Ptr(gx);
             Launch(ref a, GemmGrid(g.C, (long)g.B * g.H * g.W, 1), g.ToString());
         }
@@ -300,7 +300,7 @@ public sealed partial class CudaBackend
             var (part, size) = Pool.Rent((long)splits * w.Numel * 4);
             try
             {
-                var a = new KernelArgs(TensorCoreConv ? K.ConvTranspose2dBackwardWeightTf32 : K.ConvTranspose2dBackwardWeight);
+                var a = new KernelArgs(TensorCoreConv ? KernelTable.ConvTranspose2dBackwardWeightTf32 : KernelTable.ConvTranspose2dBackwardWeight);
                 a.Struct(g).Ptr(x).Ptr(gy).Ptr(part).I32(splits);
                 Launch(ref a, GemmGrid(m, n, splits), $"{g}, {splits} K slices");
                 AddPartials(part, gw, splits);

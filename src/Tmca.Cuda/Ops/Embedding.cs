@@ -9,25 +9,25 @@ public sealed partial class CudaBackend
     // ids: n (I64), w: V×D → y: n×D
     public void Embedding(Tensor ids, Tensor w, Tensor y)
     {
-        F32("embedding", w, y);
+        RequireF32("embedding", w, y);
         CheckIds(ids, w);
         BackendChecks.Count(y, ids.Numel * w.Shape[1], "embedding output");
         long n = ids.Numel; int d = w.Shape[1];
-        var a = new KernelArgs(K.Embedding);
+        var a = new KernelArgs(KernelTable.Embedding);
         a.Ptr(ids).Ptr(w).Ptr(y).I64(n).I32(d);
-        Launch(ref a, K.Embedding.Grid(n * d, SmCount), $"{n} ids × {d}");
+        Launch(ref a, KernelTable.Embedding.Grid(n * d, SmCount), $"{n} ids × {d}");
     }
 
     // gw[ids[t], :] += gy[t, :]
     public void EmbeddingBackward(Tensor ids, Tensor gy, Tensor gw)
     {
-        F32("embedding backward", gy, gw);
+        RequireF32("embedding backward", gy, gw);
         CheckIds(ids, gw);
         BackendChecks.Count(gy, ids.Numel * gw.Shape[1], "embedding backward gradient");
         long n = ids.Numel; int d = gw.Shape[1];
-        var a = new KernelArgs(K.EmbeddingBackward);
+        var a = new KernelArgs(KernelTable.EmbeddingBackward);
         a.Ptr(ids).Ptr(gy).Ptr(gw).I64(n).I32(d);
-        Launch(ref a, K.EmbeddingBackward.Grid(n * d, SmCount), $"{n} ids × {d}");
+        Launch(ref a, KernelTable.EmbeddingBackward.Grid(n * d, SmCount), $"{n} ids × {d}");
     }
 
     /// <summary>An id outside the table would be an illegal address (fatal to the context): check on the host first,

@@ -10,7 +10,7 @@ public sealed partial class CudaBackend
     public void Gemm(bool transA, bool transB, int m, int n, int k, double alpha, Tensor a, long offA, long strideA,
                      Tensor b, long offB, long strideB, double beta, Tensor c, long offC, long strideC, int batch)
     {
-        F32("gemm", a, b, c);
+        RequireF32("gemm", a, b, c);
         if (m < 0 || n < 0 || k < 0 || batch < 0) throw new ArgumentException($"gemm: negative size (m={m} n={n} k={k} batch={batch})");
         BackendChecks.GemmBounds("A", a, offA, strideA, batch, (long)m * k);
         BackendChecks.GemmBounds("B", b, offB, strideB, batch, (long)k * n);

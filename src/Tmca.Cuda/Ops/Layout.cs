@@ -9,46 +9,46 @@ public sealed partial class CudaBackend
     // y (+)= x permuted: y.shape[i] = x.shape[perm[i]]
     public void Permute(Tensor x, int[] perm, Tensor y, bool accumulate)
     {
-        F32("permute", x, y);
+        RequireF32("permute", x, y);
         BackendChecks.Permute(x, perm, y);
         var xs = x.Strides;
         var s = Shape8.Of(y.Shape, perm.Select(p => xs[p]).ToArray());
         long n = y.Numel;
-        var a = new KernelArgs(K.Permute);
+        var a = new KernelArgs(KernelTable.Permute);
         a.Ptr(x).Ptr(y).I64(n).Flag(accumulate).Struct(s);
-        Launch(ref a, K.Permute.Grid(n, SmCount), $"{Shape.Format(x.Shape)} perm [{string.Join(",", perm)}]");
+        Launch(ref a, KernelTable.Permute.Grid(n, SmCount), $"{Shape.Format(x.Shape)} perm [{string.Join(",", perm)}]");
     }
 
     // dst[o, dstStart + j, :] (+)= src[o, srcStart + j, :], both viewed as outer × axis × inner
     public void CopyAxisRange(Tensor src, int srcStart, Tensor dst, int dstStart, int axis, int length, bool accumulate)
     {
-        F32("axis copy", src, dst);
+        RequireF32("axis copy", src, dst);
         BackendChecks.AxisRange(src, srcStart, dst, dstStart, axis, length);
         long outer = 1, inner = 1;
         for (int i = 0; i < axis; i++) outer *= src.Shape[i];
         for (int i = axis + 1; i < src.Rank; i++) inner *= src.Shape[i];
         long n = outer * length * inner;
-        var a = new KernelArgs(K.CopyAxisRange);
+        var a = new KernelArgs(KernelTable.CopyAxisRange);
         a.Ptr(src).I64(src.Shape[axis]).I64(srcStart).Ptr(dst).I64(dst.Shape[axis]).I64(dstStart).I64(outer).I64(length).I64(inner).Flag(accumulate);
-        Launch(ref a, K.CopyAxisRange.Grid(n, SmCount), $"{Shape.Format(src.Shape)} → {Shape.Format(dst.Shape)} axis {axis}");
+        Launch(ref a, KernelTable.CopyAxisRange.Grid(n, SmCount), $"{Shape.Format(src.Shape)} → {Shape.Format(dst.Shape)} axis {axis}");
     }
 
     // y (+)= x broadcast to y's shape
     public void BroadcastTo(Tensor x, Tensor y, bool accumulate)
     {
-        F32("broadcast", x, y);
+        RequireF32("broadcast", x, y);
         BackendChecks.Broadcastable(x, y, "broadcast");
         var s = Shape8.Of(y.Shape, Shape.BroadcastStrides(x.Shape, y.Shape));
         long n = y.Numel;
-        var a = new KernelArgs(K.BroadcastTo);
+        var a = new KernelArgs(KernelTable.BroadcastTo);
         a.Ptr(x).Ptr(y).I64(n).Flag(accumulate).Struct(s);
-        Launch(ref a, K.BroadcastTo.Grid(n, SmCount), $"{Shape.Format(x.Shape)} → {Shape.Format(y.Shape)}");
+        Launch(ref a, KernelTable.BroadcastTo.Grid(n, SmCount), $"{Shape.Format(x.Shape)} → {Shape.Format(y.Shape)}");
     }
 
     // y (+)= Σ x over the axes where y has size 1 or is missing: one block per output element
     public void SumTo(Tensor x, Tensor y, bool accumulate)
     {
-        F32("sum", x, y);
+        RequireF32("sum", x, y);
         BackendChecks.Broadcastable(y, x, "sum-to");
         int r = x.Rank;
         var xs = x.Strides;
@@ -68,9 +68,9 @@ public sealed partial class CudaBackend
         if (x.Numel == 0) { if (!accumulate) Fill(y, 0); return; }
         if (ColumnSum(x, keptDims, outputs, reducedCount)) { SumRows(x, y, reducedCount, outputs, accumulate); return; }
         uint block = reducedCount >= 4096 ? 256u : reducedCount >= 512 ? 128u : 32u;
-        var a = new KernelArgs(K.SumTo);
+        var a = new KernelArgs(KernelTable.SumTo);
         a.Ptr(x).Ptr(y).I64(outputs).I64(reducedCount).Flag(accumulate).Struct(Shape8.Of(keptDims, keptStrides)).Struct(Shape8.Of(redDims, redStrides));
-        Launch(ref a, K.SumTo.Grid(outputs, SmCount), $"{Shape.Format(x.Shape)} → {Shape.Format(y.Shape)}", block: block);
+        Launch(ref a, KernelTable.SumTo.Grid(outputs, SmCount), $"{Shape.Format(x.Shape)} → {Shape.Format(y.Shape)}", block: block);
     }
 
     /// <summary>x is contiguous, its reduced axes all lead and its kept ones are the trailing suffix: x is a
@@ -91,7 +91,7 @@ public sealed partial class CudaBackend
     {
         int width = 32;
         while (width > 4 && (cols + width - 1) / width < SmCount) width /= 2;
-        var a = new KernelArgs(K.SumRows);
+        var a = new KernelArgs(KernelTable.SumRows);
         a.Ptr(x).Ptr(y).I64(rows).I64(cols).I32(width).Flag(accumulate);
         Launch(ref a, new Dim3((uint)((cols + width - 1) / width)), $"{rows}×{cols} → {cols}, {width} columns a block");
     }

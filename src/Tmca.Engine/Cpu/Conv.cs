@@ -30,18 +30,20 @@ public sealed partial class CpuBackend
     {
         var g = Geometry(x, w, stride, pad, groups);
         if (y.Numel != (long)g.B * g.O * g.P) throw new ArgumentException($"conv2d: output {Shape.Format(y.Shape)} should be [{g.B}, {g.O}, {g.Ho}, {g.Wo}]");
-        if (FloatType(x, w, b, y) == DType.F32) Conv2dRef(g, A<float>(x), A<float>(w), AOpt<float>(b), A<float>(y));
-        else Conv2dRef(g, A<double>(x), A<double>(w), AOpt<double>(b), A<double>(y));
+        if (FloatType(x, w, b, y) == DType.F32) Conv2dFast(g, A<float>(x), A<float>(w), AOpt<float>(b), A<float>(y));
+        else Conv2dFast(g, A<double>(x), A<double>(w), AOpt<double>(b), A<double>(y));
     }
 
     public void Conv2dBackward(Tensor x, Tensor w, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int stride, int pad, int groups)
     {
         var g = Geometry(x, w, stride, pad, groups);
-        if (FloatType(x, w, gy, gx, gw, gb) == DType.F32) Conv2dBackwardRef(g, A<float>(x), A<float>(w), A<float>(gy), AOpt<float>(gx), AOpt<float>(gw), AOpt<float>(gb));
-        else Conv2dBackwardRef(g, A<double>(x), A<double>(w), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb));
+        if (FloatType(x, w, gy, gx, gw, gb) == DType.F32) Conv2dBackwardFast(g, A<float>(x), A<float>(w), A<float>(gy), AOpt<float>(gx), AOpt<float>(gw), AOpt<float>(gb));
+        else Conv2dBackwardFast(g, A<double>(x), A<double>(w), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb));
     }
 
-    private static void Conv2dRef<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
+    // The fast paths (im2col + blocked GEMM, or the depthwise loops), generic over float and double; the PyTorch
+    // oracles and the finite-difference checks are their reference.
+    private static void Conv2dFast<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (g.Depthwise && !g.Pointwise)
         {
@@ -71,7 +73,7 @@ public sealed partial class CpuBackend
         });
     }
 
-    private static void Conv2dBackwardRef<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw, T[]? gb) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Conv2dBackwardFast<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw, T[]? gb) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (gb is not null) BiasGrad(gy, gb, g.B, g.O, g.P);
         if (g.Depthwise && !g.Pointwise) { DepthwiseBackward(g, x, w, gy, gx, gw); return; }
@@ -135,7 +137,7 @@ public sealed partial class CpuBackend
                     for (int j = 0; j < k; j++)
                         flipped[((c * g.O + o) * k + (k - 1 - i)) * k + (k - 1 - j)] = w[((o * g.C + c) * k + i) * k + j];
         var transposed = new ConvGeom(g.B, g.O, g.Ho, g.Wo, g.C, k, k, g.H, g.W, 1, k - 1 - g.Pad, 1);
-        Conv2dRef(transposed, gy, flipped, null, gx, accumulate: true);
+        Conv2dFast(transposed, gy, flipped, null, gx, accumulate: true);
         return true;
     }
 

@@ -176,7 +176,7 @@ public sealed class SafetensorsFile
     /// <summary>
     /// Writes tensors (in the given order) and string metadata, plus the SHA-256 of the data section under
     /// <see cref="ChecksumKey"/>. The file appears atomically: it is written to a temporary file in the same folder and
-    /// renamed over the target, so a crash never leaves half a file. The fault point "safetensors-write" sits halfway
+    /// renamed over the target, so a crash never leaves half a file. The hold point "safetensors-write" sits halfway
     /// through the data (the hard-kill tests stop a process there).
     /// </summary>
     public static void Save(string path, IEnumerable<KeyValuePair<string, Tensor>> tensors, IReadOnlyDictionary<string, string>? metadata = null)
@@ -229,7 +229,7 @@ public sealed class SafetensorsFile
             BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)headerBytes.Length);
             fs.Write(len);
             fs.Write(headerBytes);
-            var hold = FaultPoints.Installed;   // a test's: a normal write neither flushes halfway nor stops
+            var hold = HoldPoints.Installed;   // a test's: a normal write neither flushes halfway nor stops
             for (int i = 0; i < data.Count; i++)
             {
                 // flushed first, so that a process killed while held leaves the first half on disk: a torn file, as a crash would

@@ -66,7 +66,7 @@ public class KernelProfileTests
         var reported = Regex.Matches(r.Log, @"Compiling entry function '(\w+)'[\s\S]*?Used (\d+) registers").ToDictionary(m => m.Groups[1].Value, m => int.Parse(m.Groups[2].Value));
         Assert.NotEmpty(reported);
         foreach (var (name, regs) in reported) Assert.Equal(regs, fromElf[name].Registers);
-        Assert.Equal(K.All.Count(d => d.File == "norm.cu"), fromElf.Count);
+        Assert.Equal(KernelTable.All.Count(d => d.File == "norm.cu"), fromElf.Count);
     }
 
     [Theory]

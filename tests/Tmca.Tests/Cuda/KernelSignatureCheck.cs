@@ -95,5 +95,5 @@ public static class KernelSignatureCheck
 
     /// <summary>The check on this assembly's kernels and descriptors.</summary>
     public static List<string> ProblemsInThisBuild() =>
-        Problems(K.All, KernelSources.Files.Select(f => (f, KernelSources.Source(f))).ToList(), KernelSources.Headers);
+        Problems(KernelTable.All, KernelSources.Files.Select(f => (f, KernelSources.Source(f))).ToList(), KernelSources.Headers);
 }

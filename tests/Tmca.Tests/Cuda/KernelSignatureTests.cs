@@ -17,7 +17,7 @@ public unsafe class KernelSignatureTests
     {
         var problems = KernelSignatureCheck.ProblemsInThisBuild();
         Assert.True(problems.Count == 0, string.Join("\n", problems));
-        Assert.Equal(KernelSources.Files.Sum(f => KernelSignatures.Kernels(f, KernelSources.Source(f)).Count), K.All.Count);
+        Assert.Equal(KernelSources.Files.Sum(f => KernelSignatures.Kernels(f, KernelSources.Source(f)).Count), KernelTable.All.Count);
     }
 
     [Fact]
@@ -37,7 +37,7 @@ public unsafe class KernelSignatureTests
     public void AWrongArgumentListFailsTheCheck()
     {
         var src = KernelSources.Source("elementwise.cu");
-        var right = K.All.Where(d => d.File == "elementwise.cu").ToArray();
+        var right = KernelTable.All.Where(d => d.File == "elementwise.cu").ToArray();
         Assert.Empty(Check(right, src));
 
         // n passed as an int where the kernel takes an i64
@@ -82,29 +82,29 @@ public unsafe class KernelSignatureTests
         var x = Tensor.Zeros([4]);
         Assert.Contains("parameter 5 is i64, given int", Assert.Throws<ArgumentException>(() =>
         {
-            var a = new KernelArgs(K.Unary);
+            var a = new KernelArgs(KernelTable.Unary);
             a.I32(0).F32(1f).Ptr(0UL).Ptr(0UL).I32(4);
         }).Message);
         Assert.Contains("given a I64 tensor", Assert.Throws<ArgumentException>(() =>
         {
-            var a = new KernelArgs(K.Unary);
+            var a = new KernelArgs(KernelTable.Unary);
             a.I32(0).F32(1f).Ptr(Tensor.Zeros([4], DType.I64));
         }).Message);
         Assert.Contains("2 arguments given, it takes 5", Assert.Throws<ArgumentException>(() =>
         {
-            var a = new KernelArgs(K.Unary);
+            var a = new KernelArgs(KernelTable.Unary);
             a.I32(0).F32(1f);
             var p = stackalloc byte[64];
             a.Pointers((void**)p);
         }).Message);
         Assert.Contains("argument 4 (i64) given, but it takes 3", Assert.Throws<ArgumentException>(() =>
         {
-            var a = new KernelArgs(K.Fill);
+            var a = new KernelArgs(KernelTable.Fill);
             a.F32(1f).Ptr(0UL).I64(4).I64(5);
         }).Message);
         Assert.Contains("parameter 7 is Shape8, given AdamSlotNative", Assert.Throws<ArgumentException>(() =>
         {
-            var a = new KernelArgs(K.BinaryBroadcast);
+            var a = new KernelArgs(KernelTable.BinaryBroadcast);
             a.I32(0).Ptr(0UL).Ptr(0UL).Ptr(0UL).I64(1).I32(0).Struct(new AdamSlotNative());
         }).Message);
     }

@@ -10,7 +10,7 @@ public unsafe class PlanCostTests
     [Fact]
     public void EveryKernelDeclaresACostAndNoCostNamesAMissingKernel()
     {
-        var names = K.All.Select(d => d.Name).ToHashSet();
+        var names = KernelTable.All.Select(d => d.Name).ToHashSet();
         Assert.All(names, n => Assert.True(KernelCosts.Declares(n), $"kernel {n} declares no cost"));
         Assert.All(KernelCosts.Declared, n => Assert.True(names.Contains(n), $"a cost is declared for {n}, which is not a kernel"));
     }
@@ -20,11 +20,11 @@ public unsafe class PlanCostTests
     {
         // x 2×3×8×8, w 4×3×3×3, pad 1 → y 2×4×8×8. GEMM view: m = O = 4, n = B·Ho·Wo = 128, k = C·9 = 27.
         var g = new ConvGeom { B = 2, C = 3, H = 8, W = 8, O = 4, Kh = 3, Kw = 3, Ho = 8, Wo = 8, Stride = 1, Pad = 1, Groups = 1 };
-        var a = new KernelArgs(K.Conv2dForward);
+        var a = new KernelArgs(KernelTable.Conv2dForward);
         a.Struct(g).Ptr(0x1000UL).Ptr(0x2000UL).Ptr(0x3000UL).Ptr(0x4000UL);
         var p = stackalloc void*[5];
         a.Pointers(p);
-        var c = K.Conv2dForward.Cost(new Dim3(2, 1, 1), K.Conv2dForward.BlockDim, 0, p);
+        var c = KernelTable.Conv2dForward.Cost(new Dim3(2, 1, 1), KernelTable.Conv2dForward.BlockDim, 0, p);
         Assert.Equal(2L * 512 * 27, c.UsefulFlops);               // 2 · outputs · k
         Assert.Equal(2L * 64 * 128 * 32, c.ExecutedFlops);        // m padded to 64, n to 128, k to 32
         Assert.Equal(4L * (384 + 108 + 4), c.ReadBytes);          // x, w, bias
@@ -38,11 +38,11 @@ public unsafe class PlanCostTests
         // patchify stem: x 1×3×64×64, w 64×3×4×4, stride 4 → y 1×64×16×16; the data gradient's map walks (o, ky, kx)
         // for all 4096 input pixels: m = 3, n = 4096, k = 64·16 = 1024; useful MACs are the forward's 16384·48.
         var g = new ConvGeom { B = 1, C = 3, H = 64, W = 64, O = 64, Kh = 4, Kw = 4, Ho = 16, Wo = 16, Stride = 4, Pad = 0, Groups = 1 };
-        var a = new KernelArgs(K.Conv2dBackwardData);
+        var a = new KernelArgs(KernelTable.Conv2dBackwardData);
         a.Struct(g).Ptr(0x1000UL).Ptr(0x2000UL).Ptr(0x3000UL);
         var p = stackalloc void*[4];
         a.Pointers(p);
-        var c = K.Conv2dBackwardData.Cost(new Dim3(64, 1, 1), K.Conv2dBackwardData.BlockDim, 0, p);
+        var c = KernelTable.Conv2dBackwardData.Cost(new Dim3(64, 1, 1), KernelTable.Conv2dBackwardData.BlockDim, 0, p);
         Assert.Equal(2L * 16384 * 48, c.UsefulFlops);
         Assert.Equal(2L * 64 * 4096 * 1024, c.ExecutedFlops);
         Assert.Equal(4L * (3072 + 16384 + 12288), c.ReadBytes);   // w, gy, gx (accumulated)
@@ -66,15 +66,15 @@ public unsafe class PlanCostTests
             b.AsSpan(0, into.Length).CopyTo(into);
             return true;
         };
-        var a = new KernelArgs(K.AdamW);
+        var a = new KernelArgs(KernelTable.AdamW);
         a.Ptr(0x100UL).Ptr(0x200UL).Ptr(0x300UL).I32(4096).F32(1e-3).F32(0.9).F32(0.999).F32(1e-8).F32(0.01).F32(0.1).F32(0.03).Ptr(0UL);
         var p = stackalloc void*[12];
         a.Pointers(p);
-        var exact = K.AdamW.Cost(new Dim3(3), K.AdamW.BlockDim, 0, p, read);
+        var exact = KernelTable.AdamW.Cost(new Dim3(3), KernelTable.AdamW.BlockDim, 0, p, read);
         Assert.Equal(14L * 5100, exact.UsefulFlops);
         Assert.Equal(16L * 5100 + 12 * 3 + 48 * 2, exact.ReadBytes);
         Assert.Equal(12L * 5100, exact.WrittenBytes);
-        var bound = K.AdamW.Cost(new Dim3(3), K.AdamW.BlockDim, 0, p);
+        var bound = KernelTable.AdamW.Cost(new Dim3(3), KernelTable.AdamW.BlockDim, 0, p);
         Assert.Equal(12L * 3 * 4096, bound.WrittenBytes);
     }
 

@@ -29,7 +29,7 @@ public sealed class KillFixture : IDisposable
 }
 
 /// <summary>
-/// SIGKILL at exact points of a training run (a fault point holds the process there, then the test kills it),
+/// SIGKILL at exact points of a training run (a hold point holds the process there, then the test kills it),
 /// resume with --resume, and the result must equal the uninterrupted run bit for bit: both checkpoints, every logged
 /// loss and Dice, and the test-split evaluation. Signals (SIGINT, SIGTERM) must write a resumable checkpoint first.
 /// </summary>

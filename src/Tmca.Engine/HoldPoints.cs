@@ -1,8 +1,8 @@
 namespace Tmca.Engine;
 
-/// <summary>A test's hold on the process at named places (<see cref="FaultPoints"/>): it may block a thread there until
+/// <summary>A test's hold on the process at named places (<see cref="HoldPoints"/>): it may block a thread there until
 /// <see cref="Release"/>, so that the test can kill or signal the process exactly there.</summary>
-public interface IFaultPoints
+public interface IHoldPoints
 {
     /// <summary>A thread arrived at <paramref name="name"/>.</summary>
     void Reach(string name);
@@ -17,10 +17,10 @@ public interface IFaultPoints
 /// TMCA_HOLD_AT is set), so a reach costs one static read. Points (<see cref="HoldPoint.Points"/>): "step" (after
 /// backward, before the optimiser), "between-steps", "safetensors-write" (half the data written and flushed).
 /// </summary>
-public static class FaultPoints
+public static class HoldPoints
 {
     /// <summary>The test hook, or null (every run but a test's).</summary>
-    public static IFaultPoints? Installed { get; set; }
+    public static IHoldPoints? Installed { get; set; }
 
     public static void Reach(string name) => Installed?.Reach(name);
 
