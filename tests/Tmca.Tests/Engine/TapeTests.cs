@@ -122,18 +122,19 @@ public class TapeFreeingTests
         using (new TensorScope())
         {
             using var tape = new Tape();
-            var h = Ops.Linear(x, w);                                      // 64×64: 16 KiB, saved by gelu
-            var g = Ops.Gelu(h);                                           // 16 KiB, saved by gelu (its output)
+            var h = Ops.Linear(x, w);                                      // 64×64: 16 KiB, saved by gelu (its input)
+            var g = Ops.Gelu(h);                                           // 16 KiB, read by no backward
             var s = Ops.Sum(g);                                            // [1]: not pooled
             Assert.Equal(8 * K + 32 * K, CpuArrayPool.ThreadLiveBytes - before + 8 * K);
             Tape.Inspector = watch;
             try { tape.Backward(s); } finally { Tape.Inspector = null; }
         }
-        // sum:    + g.grad 16                                  → w 8 + h 16 + g 16 + g.grad 16      = 56 KiB
-        // gelu:   + h.grad 16, − g.grad 16, − h 16, − g 16    → w 8 + h.grad 16                    = 24 KiB
+        // start:  − g 16 (no backward reads it: gelu's backward reads its input h)
+        // sum:    + g.grad 16                                  → w 8 + h 16 + g.grad 16             = 40 KiB
+        // gelu:   + h.grad 16, − g.grad 16, − h 16            → w 8 + h.grad 16                    = 24 KiB
         // linear: + w.grad 8, − h.grad 16 (x is not the tape's) → w 8 + w.grad 8                   = 16 KiB
         // (without the freeing: 56, 72, 80)
-        Assert.Equal([("sum", 56 * K), ("gelu", 24 * K), ("linear", 16 * K)],
+        Assert.Equal([("sum", 40 * K), ("gelu", 24 * K), ("linear", 16 * K)],
                      watch.After.Select(a => (a.Op, a.Bytes - before + 8 * K)).ToArray());
     }
 
