@@ -98,11 +98,6 @@ public static class KernelTable
     /// <summary>One thread.</summary>
     public static readonly KernelDescriptor LgteFinish = new("tmca.cu", "tmca_lgte_finish_f32", [CF, PF, PF, PF, I], LaunchRule.Explicit, 32);
 
-    /// <summary>The kernel lab's naive v1 of <see cref="TargetLogits"/> (writes z only).</summary>
-    public static readonly KernelDescriptor TargetLogitsNaive = new("tmca.cu", "tmca_target_logits_naive_f32", ["TmcaLevels", CF, CF, PF], LaunchRule.GridStride);
-    /// <summary>The kernel lab's naive v1 of <see cref="SimilarityLgte"/>.</summary>
-    public static readonly KernelDescriptor SimilarityLgteNaive = new("tmca.cu", "tmca_similarity_lgte_naive_f32", [CF, CF, CF, CF, CF, CF, PF, PF, PF, PF, I, I, I, I], LaunchRule.GridStride);
-
     // ---- embedding.cu ----
     public static readonly KernelDescriptor Embedding = new("embedding.cu", "embedding_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);
     public static readonly KernelDescriptor EmbeddingBackward = new("embedding.cu", "embedding_backward_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);
