@@ -177,12 +177,12 @@ public static class KernelCosts
             long chunks = l.I32(4), c = l.I32(5); long outs = If(l.NonNull(2), c) + If(l.NonNull(3), c);
             return Simt(2 * chunks * c, F * (2 * chunks * c + outs), F * outs);
         },
-        // layernorm_cf_f32(x, w, b, y, mean, rstd, outer, C, inner, eps)
-        ["layernorm_cf_f32"] = l => LayerNormForward(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
-        // layernorm_cf_backward_dx_f32(x, w, mean, rstd, gy, gx, outer, C, inner)
-        ["layernorm_cf_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
-        // layernorm_cf_backward_dwdb_f32(x, mean, rstd, gy, gw, gb, outer, C, inner)
-        ["layernorm_cf_backward_dwdb_f32"] = l =>
+        // layernorm_channels_first_f32(x, w, b, y, mean, rstd, outer, C, inner, eps)
+        ["layernorm_channels_first_f32"] = l => LayerNormForward(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
+        // layernorm_channels_first_backward_dx_f32(x, w, mean, rstd, gy, gx, outer, C, inner)
+        ["layernorm_channels_first_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
+        // layernorm_channels_first_backward_dwdb_f32(x, mean, rstd, gy, gw, gb, outer, C, inner)
+        ["layernorm_channels_first_backward_dwdb_f32"] = l =>
         {
             long pos = l.I64(6) * l.I64(8), c = l.I32(7), e = pos * c; long outs = If(l.NonNull(4), c) + If(l.NonNull(5), c);
             return Simt(5 * e, F * (2 * e + 2 * pos + outs), F * outs);
