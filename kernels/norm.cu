@@ -1,5 +1,8 @@
-// norm.cu — normalisation layers (CPU reference: Tmca.Engine/Cpu/Norm.cs). LayerNorm over the last axis: x, y, gy, gx: rows × C; w, b: C; mean, rstd: rows.
-// One warp per row; statistics in two passes (mean, then centred variance) like the CPU reference.
+// norm.cu — normalisation layers, forward and backward side by side (CPU reference: Tmca.Engine/Cpu/Norm.cs); every
+// statistic in two passes (mean, then centred variance) like the CPU reference:
+//   layer norm over the last axis:  x, y, gy, gx: rows × C; w, b: C; mean, rstd: rows (one warp per row);
+//   channels-first layer norm (ConvNeXt): x viewed as outer × C × inner, normalised over C; mean, rstd: outer × inner;
+//   batch norm: x: B × C × HW, statistics per channel over B·HW.
 #include "common.cuh"
 
 KERNEL void layernorm_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
@@ -86,11 +89,11 @@ KERNEL void layernorm_backward_dwdb_final_f32(const float* __restrict__ part_w, 
     if (gb) gb[c] += tb;
 }
 
-// ---- layer norm over channels (channels-first, ConvNeXt): x viewed as outer × C × inner ------------------------
+// ---- channels-first layer norm (over channels, ConvNeXt): x viewed as outer × C × inner ------------------------
 // One thread per (outer, inner) position, looping over C with stride inner (neighbouring threads read neighbouring
 // addresses). mean, rstd: outer × inner.
-KERNEL void layernorm_cf_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
-                             float* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, i64 outer, int C, i64 inner, float eps) {
+KERNEL void layernorm_channels_first_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
+                                         float* __restrict__ y, float* __restrict__ mean, float* __restrict__ rstd, i64 outer, int C, i64 inner, float eps) {
     FOR_EACH(i, outer * inner) {
         i64 o = i / inner, q = i % inner;
         const float* xr = x + o * C * inner + q;
@@ -111,9 +114,9 @@ KERNEL void layernorm_cf_f32(const float* __restrict__ x, const float* __restric
 }
 
 // gx += r·(g − mean_c(g) − x̂·mean_c(g·x̂)), g = gy·w, per (outer, inner) position
-KERNEL void layernorm_cf_backward_dx_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ mean,
-                                         const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gx,
-                                         i64 outer, int C, i64 inner) {
+KERNEL void layernorm_channels_first_backward_dx_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ mean,
+                                                     const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gx,
+                                                     i64 outer, int C, i64 inner) {
     FOR_EACH(i, outer * inner) {
         i64 o = i / inner, q = i % inner, base = o * C * inner + q;
         float mu = mean[i], r = rstd[i], sg = 0.0f, sgx = 0.0f;
@@ -133,8 +136,8 @@ KERNEL void layernorm_cf_backward_dx_f32(const float* __restrict__ x, const floa
 }
 
 // gw[c] += Σ gy·x̂, gb[c] += Σ gy over all (outer, inner) positions: one block per channel, a fixed order
-KERNEL void layernorm_cf_backward_dwdb_f32(const float* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ rstd,
-                                           const float* __restrict__ gy, float* gw, float* gb, i64 outer, int C, i64 inner) {
+KERNEL void layernorm_channels_first_backward_dwdb_f32(const float* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ rstd,
+                                                       const float* __restrict__ gy, float* gw, float* gb, i64 outer, int C, i64 inner) {
     __shared__ float scratch[32];
     int c = blockIdx.x;
     float aw = 0.0f, ab = 0.0f;

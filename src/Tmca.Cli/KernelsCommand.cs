@@ -4,7 +4,7 @@ using Tmca.Cuda.Native;
 
 namespace Tmca.Cli;
 
-/// <summary>`tmca kernels --compile`: compiles every kernels/*.cu with NVRTC, with the run-time options, for each
+/// <summary>`tmca kernels --compile`: compiles every kernels/*.cu (and the lab's kernels/lab/*.cu) with NVRTC, with the run-time options, for each
 /// architecture (no GPU needed); `--bench` the kernel lab, `--profile` the profiling simulator. Runs inside
 /// <see cref="Common.Guard"/> like every command: a kernel that fails is exit 1, a missing NVRTC, GPU or simulator
 /// exit 2 (<see cref="ExitCodes"/>).</summary>
@@ -42,7 +42,7 @@ internal static class KernelsCommand
             if (p.GetValue(bench)) return Bench(LabDevice(dev), p.GetValue(hbm), p.GetValue(outFile));
             if (!p.GetValue(compile))
             {
-                foreach (var f in KernelSources.Files) Console.WriteLine(f);
+                foreach (var f in KernelSources.Files.Concat(KernelSources.LabFiles)) Console.WriteLine(f);
                 return ExitCodes.Ok;
             }
             return Compile(Nvrtc.TryLoad(out var why), why, Validation.Ints(p.GetValue(arch)!, "--arch"));
@@ -73,7 +73,7 @@ internal static class KernelsCommand
     internal static int Compile(Nvrtc? nv, string why, IReadOnlyList<int> archs)
     {
         if (nv is null) throw new BackendUnavailableException($"cannot compile kernels: NVRTC not found: {why} (Debian: tools/install-nvrtc.sh)");
-        var files = KernelSources.Files;
+        var files = KernelSources.Files.Concat(KernelSources.LabFiles).ToList();   // the lab's v1s must compile too
         var compiler = new KernelCompiler(nv);
         Console.WriteLine($"NVRTC {nv.Version.Major}.{nv.Version.Minor} ({nv.LibraryPath})");
         int failures = 0;

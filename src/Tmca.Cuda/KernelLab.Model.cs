@@ -74,7 +74,7 @@ public static partial class KernelLab
         Lab("BCE with logits (one block)", b => $"{b}×1×{4 * S}×{4 * S}", b => [Rand(b, 1, 4 * S, 4 * S), Tensor.FromArray(Enumerable.Range(0, b * 16 * S * S).Select(i => (i % 5 == 0) ? 1f : 0f).ToArray(), b, 1, 4 * S, 4 * S)],
             t => Ops.BceWithLogits(t[0], t[1]), t => Ops.BceWithLogits(t[0], t[1]), b => 2.0 * 4 * b * 16 * S * S, flops: false);
 
-        // ---- the fused TMCA kernels: naive v1 and tuned v2, both validated against the CPU twin ----
+        // ---- the fused TMCA kernels: naive v1 (the lab's own, KernelLab.TmcaV1.cs) and tuned v2, both validated against the CPU twin ----
         (int H, int W)[] grids = [(S, S), (S / 2, S / 2), (S / 4, S / 4), (S / 8, S / 8)];
         const int d = 16;
         Tensor[] MakeLogits(int b)
@@ -88,8 +88,8 @@ public static partial class KernelLab
             var (gt, v, u, tau) = Split(t);
             int b = gt.Shape[0];
             var z = Tensor.Zeros([4, b, b], DType.F32, gpu);
-            gpu.TargetLogitsNaive(gt, v, u, tau, false, grids.Select(g => Tensor.Zeros([b, g.H, g.W], DType.F32, gpu)).ToArray(),
-                                  v.Select(x => Tensor.Zeros([b, d], DType.F32, gpu)).ToArray(), z);
+            TargetLogitsNaive(gpu, gt, v, u, tau, false, grids.Select(g => Tensor.Zeros([b, g.H, g.W], DType.F32, gpu)).ToArray(),
+                              v.Select(x => Tensor.Zeros([b, d], DType.F32, gpu)).ToArray(), z);
             return z;
         }
         Tensor Tuned(Tensor[] t) { var (gt, v, u, tau) = Split(t); return Ops.TargetLogits(gt, v, u, grids, tau, false); }
@@ -104,7 +104,7 @@ public static partial class KernelLab
             int b = t[2].Shape[0];
             var m = () => Tensor.Zeros([b, 1, S, S], DType.F32, gpu);
             var fOut = Tensor.Zeros(t[2].Shape, DType.F32, gpu);
-            gpu.SimilarityLgteNaive(t[0], t[1], t[2], t[3], t[4], t[5], m(), m(), m(), fOut);
+            SimilarityLgteNaive(gpu, t[0], t[1], t[2], t[3], t[4], t[5], m(), m(), m(), fOut);
             return fOut;
         }
         double LgteBytes(int b) => 4.0 * ((double)b * S * S * d + 2.0 * b * C * S * S);

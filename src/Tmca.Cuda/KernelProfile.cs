@@ -61,7 +61,7 @@ public static class KernelProfile
         if (nv is null) return null;
         var compiler = new KernelCompiler(nv);
         var all = new Dictionary<string, KernelResources>();
-        foreach (var f in KernelSources.Files)
+        foreach (var f in KernelSources.Files.Concat(KernelSources.LabFiles))
         {
             var r = compiler.Compile(f, 90);
             if (!r.IsCubin) { reason = $"NVRTC {nv.Version} gave PTX, not a cubin, for sm_90"; return null; }

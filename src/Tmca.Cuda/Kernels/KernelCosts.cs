@@ -20,19 +20,24 @@ public static class KernelCosts
 
     /// <summary>The cost of one launch of <paramref name="d"/>; throws for a kernel with no declared cost.</summary>
     public static KernelCost Of(KernelDescriptor d, in KernelLaunch launch) =>
-        Models.TryGetValue(d.Name, out var m) ? m(launch) : throw new InvalidOperationException($"kernel {d.Name} declares no cost (KernelCosts.Models)");
+        d.CostModel is { } own ? own(launch)
+        : Models.TryGetValue(d.Name, out var m) ? m(launch) : throw new InvalidOperationException($"kernel {d.Name} declares no cost (KernelCosts.Models)");
 
     public static bool Declares(string kernel) => Models.ContainsKey(kernel);
+
+    /// <summary>Whether <see cref="Of"/> can cost a launch of <paramref name="d"/> (a table kernel's entry here, or its own model).</summary>
+    public static bool Declares(KernelDescriptor d) => d.CostModel is not null || Declares(d.Name);
 
     /// <summary>Every kernel name with a declared cost (the test checks this is exactly the descriptor table).</summary>
     public static IEnumerable<string> Declared => Models.Keys;
 
     private static Dictionary<string, KernelDescriptor>? _byName;
 
-    /// <summary>The descriptor of the kernel called <paramref name="name"/> (what a runtime's Launch is given), or null.</summary>
+    /// <summary>The descriptor of the kernel called <paramref name="name"/> (what a runtime's Launch is given), or null: the
+    /// table's kernels and the kernel lab's own (the profiling simulator counts both).</summary>
     public static KernelDescriptor? Descriptor(string name)
     {
-        _byName ??= KernelTable.All.ToDictionary(d => d.Name);
+        _byName ??= KernelTable.All.Concat(KernelLab.LabKernels.All).ToDictionary(d => d.Name);
         return _byName.GetValueOrDefault(name);
     }
 
@@ -172,12 +177,12 @@ public static class KernelCosts
             long chunks = l.I32(4), c = l.I32(5); long outs = If(l.NonNull(2), c) + If(l.NonNull(3), c);
             return Simt(2 * chunks * c, F * (2 * chunks * c + outs), F * outs);
         },
-        // layernorm_cf_f32(x, w, b, y, mean, rstd, outer, C, inner, eps)
-        ["layernorm_cf_f32"] = l => LayerNormForward(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
-        // layernorm_cf_backward_dx_f32(x, w, mean, rstd, gy, gx, outer, C, inner)
-        ["layernorm_cf_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
-        // layernorm_cf_backward_dwdb_f32(x, mean, rstd, gy, gw, gb, outer, C, inner)
-        ["layernorm_cf_backward_dwdb_f32"] = l =>
+        // layernorm_channels_first_f32(x, w, b, y, mean, rstd, outer, C, inner, eps)
+        ["layernorm_channels_first_f32"] = l => LayerNormForward(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
+        // layernorm_channels_first_backward_dx_f32(x, w, mean, rstd, gy, gx, outer, C, inner)
+        ["layernorm_channels_first_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
+        // layernorm_channels_first_backward_dwdb_f32(x, mean, rstd, gy, gw, gb, outer, C, inner)
+        ["layernorm_channels_first_backward_dwdb_f32"] = l =>
         {
             long pos = l.I64(6) * l.I64(8), c = l.I32(7), e = pos * c; long outs = If(l.NonNull(4), c) + If(l.NonNull(5), c);
             return Simt(5 * e, F * (2 * e + 2 * pos + outs), F * outs);
@@ -288,7 +293,7 @@ public static class KernelCosts
         // ---- tmca.cu ----
         // tmca_target_logits_f32(levels, gt, tau, z): per level, pool gt (one add per pixel), v̄ = Σ ω v (2·n·d per
         // sample), z = v̄·uᵀ/τ (2·B·d per sample); gt is read once for every level (the same map)
-        ["tmca_target_logits_f32"] = l => TargetLogits(l.Struct<TmcaLevels>(0), naive: false),
+        ["tmca_target_logits_f32"] = l => TargetLogits(l.Struct<TmcaLevels>(0)),
         // tmca_target_logits_backward_f32(levels, tau, z, gz, gtau): per level g_v̄ (2·B·d per sample), gv += ω·g_v̄
         // (2·n·d), gu += (2·B·d); gτ over every z (2 per logit) when asked
         ["tmca_target_logits_backward_f32"] = l => TargetLogitsBackward(l.Struct<TmcaLevels>(0), gtau: l.NonNull(4)),
@@ -306,7 +311,7 @@ public static class KernelCosts
         },
         // tmca_similarity_lgte_f32(v, u, f, a, b, gamma, s, logits, att, f_out, C, N, d): B = grid.y (grid.x: pixel tiles);
         // s = ⟨v_p, u⟩ (2d per pixel), logits, σ (5 per pixel), f_out = f·(1 + γA) (2 per element of f)
-        ["tmca_similarity_lgte_f32"] = l => SimilarityLgte(B: l.Grid.Y, C: l.I32(10), N: l.I32(11), D: l.I32(12), naive: false),
+        ["tmca_similarity_lgte_f32"] = l => SimilarityLgte(B: l.Grid.Y, C: l.I32(10), N: l.I32(11), D: l.I32(12)),
         // tmca_similarity_lgte_backward_f32(v, u, f, a, gamma, s, att, target, g_fout, g_pix, gv, gu_part, gf, partial,
         //   B, C, N, d), grid (tiles, B): through g_fout 6 FLOPs per element of f (gA, pg, gf); per pixel gz (6); gv += gs·u
         //   and the tiles' Σ gs·v (2d each); gu_part (tiles × B × d) and partial (3 per tile and sample) written
@@ -321,12 +326,6 @@ public static class KernelCosts
         },
         // tmca_lgte_finish_f32(partial, ga, gb, g_gamma, count): three sums of count (tile, sample) partials into three scalars (+=)
         ["tmca_lgte_finish_f32"] = l => { long B = l.I32(4); return Simt(3 * B + 3, F * (3 * B + 3), F * 3); },
-        // tmca_target_logits_naive_f32(levels, gt, tau, z): the same useful work (without writing ω and v̄); every logit
-        // pools its sample's map twice and weights all n·d pixel values: executed per logit 2·S·Sw + 3·n·d
-        ["tmca_target_logits_naive_f32"] = l => TargetLogits(l.Struct<TmcaLevels>(0), naive: true),
-        // tmca_similarity_lgte_naive_f32(v, u, f, a, b, gamma, s, logits, att, f_out, B, C, N, d): every element of
-        // f_out recomputes its pixel's similarity: executed 2d + 7 per element of f
-        ["tmca_similarity_lgte_naive_f32"] = l => SimilarityLgte(B: l.I32(10), C: l.I32(11), N: l.I32(12), D: l.I32(13), naive: true),
 
         // ---- embedding.cu: rows of w touched = distinct ids (when the ids can be read), else every id ----
         // embedding_f32(ids, w, y, n, D)
@@ -388,20 +387,19 @@ public static class KernelCosts
         return Simt(11 * e, F * (3 * e + If(l.NonNull(1), c) + 2 * rows), F * e);
     }
 
-    private static unsafe KernelCost TargetLogits(in TmcaLevels t, bool naive)
+    /// <summary>tmca_target_logits_f32's cost (the kernel lab's v1 declares its own from it: the same useful work).</summary>
+    internal static unsafe KernelCost TargetLogits(in TmcaLevels t)
     {
-        long B = t.B, gt = B * t.S * t.Sw, useful = 0, executed = 0, read = gt + 1, written = 0;
+        long B = t.B, gt = B * t.S * t.Sw, useful = 0, read = gt + 1, written = 0;
         fixed (int* H = t.H, W = t.W, D = t.D)
             for (int i = 0; i < t.Count; i++)
             {
                 long n = (long)H[i] * W[i], d = D[i];
-                long work = gt + B * (2 * n * d + 2 * B * d);
-                useful += work;
-                executed += naive ? B * B * (2 * gt / Math.Max(1, B) + 3 * n * d) : work;
+                useful += gt + B * (2 * n * d + 2 * B * d);
                 read += B * n * d + B * d;
-                written += B * B + (naive ? 0 : B * n + B * d);
+                written += B * B + B * n + B * d;
             }
-        return Simt(useful, executed, F * read, F * written);
+        return Simt(useful, F * read, F * written);
     }
 
     private static unsafe KernelCost TargetLogitsBackward(in TmcaLevels t, bool gtau)
@@ -419,11 +417,10 @@ public static class KernelCosts
         return Simt(flops, F * read, F * written);
     }
 
-    private static KernelCost SimilarityLgte(long B, long C, long N, long D, bool naive)
+    /// <summary>tmca_similarity_lgte_f32's cost (the kernel lab's v1 declares its own from it: the same useful work).</summary>
+    internal static KernelCost SimilarityLgte(long B, long C, long N, long D)
     {
         long px = B * N, fe = px * C;
-        long useful = 2 * px * D + 5 * px + 2 * fe;
-        long executed = naive ? fe * (2 * D + 7) : useful;
-        return Simt(useful, executed, F * (px * D + B * D + fe + 3), F * (3 * px + fe));
+        return Simt(2 * px * D + 5 * px + 2 * fe, F * (px * D + B * D + fe + 3), F * (3 * px + fe));
     }
 }

@@ -30,6 +30,10 @@ public sealed record KernelDescriptor(string File, string Name, string[] Params,
 {
     public Dim3 BlockDim => new(Block, BlockY);
 
+    /// <summary>The cost model of a kernel outside <see cref="KernelTable"/> (the kernel lab's own versions declare theirs with
+    /// their descriptor); null for the table's kernels, whose costs are <see cref="KernelCosts"/>'.</summary>
+    public Func<KernelLaunch, KernelCost>? CostModel { get; init; }
+
     /// <summary>The grid for <paramref name="work"/> items (elements, rows or outputs, by the rule).</summary>
     public Dim3 Grid(long work, int smCount, uint block = 0)
     {

@@ -40,10 +40,10 @@ public static class KernelTable
     public static readonly KernelDescriptor LayerNormBackwardDwDbFinal = new("norm.cu", "layernorm_backward_dwdb_final_f32", [CF, CF, PF, PF, I, I], LaunchRule.ThreadPerItem);
 
     // ---- norm.cu: layer norm over channels (x: outer × C × inner) and batch norm (x: B × C × HW) ----
-    public static readonly KernelDescriptor LayerNormCf = new("norm.cu", "layernorm_cf_f32", [CF, CF, CF, PF, PF, PF, L, I, L, F], LaunchRule.GridStride);
-    public static readonly KernelDescriptor LayerNormCfBackwardDx = new("norm.cu", "layernorm_cf_backward_dx_f32", [CF, CF, CF, CF, CF, PF, L, I, L], LaunchRule.GridStride);
+    public static readonly KernelDescriptor LayerNormChannelsFirst = new("norm.cu", "layernorm_channels_first_f32", [CF, CF, CF, PF, PF, PF, L, I, L, F], LaunchRule.GridStride);
+    public static readonly KernelDescriptor LayerNormChannelsFirstBackwardDx = new("norm.cu", "layernorm_channels_first_backward_dx_f32", [CF, CF, CF, CF, CF, PF, L, I, L], LaunchRule.GridStride);
     /// <summary>One block per channel.</summary>
-    public static readonly KernelDescriptor LayerNormCfBackwardDwDb = new("norm.cu", "layernorm_cf_backward_dwdb_f32", [CF, CF, CF, CF, PF, PF, L, I, L], LaunchRule.Explicit);
+    public static readonly KernelDescriptor LayerNormChannelsFirstBackwardDwDb = new("norm.cu", "layernorm_channels_first_backward_dwdb_f32", [CF, CF, CF, CF, PF, PF, L, I, L], LaunchRule.Explicit);
     /// <summary>One block per channel.</summary>
     public static readonly KernelDescriptor BatchNormTrain = new("norm.cu", "batchnorm_train_f32", [CF, CF, CF, PF, PF, PF, PF, PF, I, I, L, F, F], LaunchRule.Explicit);
     public static readonly KernelDescriptor BatchNormEval = new("norm.cu", "batchnorm_eval_f32", [CF, CF, CF, PF, CF, CF, I, L, L, F], LaunchRule.GridStride);
@@ -97,11 +97,6 @@ public static class KernelTable
         [CF, CF, CF, CF, CF, CF, CF, CF, CF, CF, PF, PF, PF, PF, I, I, I, I], LaunchRule.Explicit, 128);
     /// <summary>One thread.</summary>
     public static readonly KernelDescriptor LgteFinish = new("tmca.cu", "tmca_lgte_finish_f32", [CF, PF, PF, PF, I], LaunchRule.Explicit, 32);
-
-    /// <summary>The kernel lab's naive v1 of <see cref="TargetLogits"/> (writes z only).</summary>
-    public static readonly KernelDescriptor TargetLogitsNaive = new("tmca.cu", "tmca_target_logits_naive_f32", ["TmcaLevels", CF, CF, PF], LaunchRule.GridStride);
-    /// <summary>The kernel lab's naive v1 of <see cref="SimilarityLgte"/>.</summary>
-    public static readonly KernelDescriptor SimilarityLgteNaive = new("tmca.cu", "tmca_similarity_lgte_naive_f32", [CF, CF, CF, CF, CF, CF, PF, PF, PF, PF, I, I, I, I], LaunchRule.GridStride);
 
     // ---- embedding.cu ----
     public static readonly KernelDescriptor Embedding = new("embedding.cu", "embedding_f32", ["const i64*", CF, PF, L, I], LaunchRule.GridStride);

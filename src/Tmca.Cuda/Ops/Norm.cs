@@ -6,8 +6,8 @@ namespace Tmca.Cuda;
 // Normalisation: kernels/norm.cu; CPU reference Tmca.Engine/Cpu/Norm.cs.
 public sealed partial class CudaBackend
 {
-    // x, y: outer×C×inner, normalised over C (inner = 1: last axis, a warp per row; inner > 1: channels-first,
-    // a thread per position); w, b: C or null; mean, rstd: outer×inner.
+    // x, y: outer×C×inner, normalised over C (inner = 1: last axis, a warp per row; inner > 1: channels-first, a thread
+    // per position, LayerNormChannelsFirst); w, b: C or null; mean, rstd: outer×inner.
     public void LayerNorm(Tensor x, Tensor? w, Tensor? b, Tensor y, Tensor mean, Tensor rstd, int outer, int c, int inner, double eps)
     {
         RequireF32("layer norm", x, w, b, y, mean, rstd);
@@ -15,17 +15,19 @@ public sealed partial class CudaBackend
         BackendChecks.Same(x, y, "layer norm"); BackendChecks.Count(w, c, "layer norm weight"); BackendChecks.Count(b, c, "layer norm bias");
         BackendChecks.Count(mean, (long)outer * inner, "layer norm mean"); BackendChecks.Count(rstd, (long)outer * inner, "layer norm rstd");
         if (x.Numel == 0) return;
-        if (inner != 1)
-        {
-            long positions = (long)outer * inner;
-            var cf = new KernelArgs(KernelTable.LayerNormCf);
-            cf.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(mean).Ptr(rstd).I64(outer).I32(c).I64(inner).F32(eps);
-            Launch(ref cf, KernelTable.LayerNormCf.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
-            return;
-        }
+        if (inner != 1) { LayerNormChannelsFirst(x, w, b, y, mean, rstd, outer, c, inner, eps); return; }
         var a = new KernelArgs(KernelTable.LayerNorm);
         a.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(mean).Ptr(rstd).I64(outer).I32(c).F32(eps);
         Launch(ref a, KernelTable.LayerNorm.Grid(outer, SmCount), $"{outer}×{c}");
+    }
+
+    // channels-first: a thread per (outer, inner) position, looping over C
+    private void LayerNormChannelsFirst(Tensor x, Tensor? w, Tensor? b, Tensor y, Tensor mean, Tensor rstd, int outer, int c, int inner, double eps)
+    {
+        long positions = (long)outer * inner;
+        var a = new KernelArgs(KernelTable.LayerNormChannelsFirst);
+        a.Ptr(x).Ptr(w).Ptr(b).Ptr(y).Ptr(mean).Ptr(rstd).I64(outer).I32(c).I64(inner).F32(eps);
+        Launch(ref a, KernelTable.LayerNormChannelsFirst.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
     }
 
     // gx += r·(g − mean(g) − x̂·mean(g·x̂)), g = gy·w; gw += Σ gy·x̂, gb += Σ gy (deterministic two-stage sums)
@@ -38,21 +40,7 @@ public sealed partial class CudaBackend
         BackendChecks.Count(mean, (long)outer * inner, "layer norm mean"); BackendChecks.Count(rstd, (long)outer * inner, "layer norm rstd");
         long rows = outer;
         if (rows == 0 || c == 0 || inner == 0) return;
-        if (inner != 1)
-        {
-            long positions = (long)outer * inner;
-            if (gx is not null)
-            {
-                var d = new KernelArgs(KernelTable.LayerNormCfBackwardDx);
-                d.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(outer).I32(c).I64(inner);
-                Launch(ref d, KernelTable.LayerNormCfBackwardDx.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
-            }
-            if (gw is null && gb is null) return;
-            var p = new KernelArgs(KernelTable.LayerNormCfBackwardDwDb);
-            p.Ptr(x).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gw).Ptr(gb).I64(outer).I32(c).I64(inner);
-            Launch(ref p, new Dim3((uint)c), $"{outer}×{c}×{inner}");
-            return;
-        }
+        if (inner != 1) { LayerNormChannelsFirstBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, inner); return; }
         if (gx is not null)
         {
             var a = new KernelArgs(KernelTable.LayerNormBackwardDx);
@@ -74,6 +62,22 @@ public sealed partial class CudaBackend
             Launch(ref f, KernelTable.LayerNormBackwardDwDbFinal.Grid(c, SmCount), $"{chunks}×{c}");
         }
         finally { Pool.Return(partW, sizeW); Pool.Return(partB, sizeB); }
+    }
+
+    // channels-first: gx a thread per position; gw, gb one block per channel, in a fixed order
+    private void LayerNormChannelsFirstBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner)
+    {
+        long positions = (long)outer * inner;
+        if (gx is not null)
+        {
+            var d = new KernelArgs(KernelTable.LayerNormChannelsFirstBackwardDx);
+            d.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(outer).I32(c).I64(inner);
+            Launch(ref d, KernelTable.LayerNormChannelsFirstBackwardDx.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
+        }
+        if (gw is null && gb is null) return;
+        var p = new KernelArgs(KernelTable.LayerNormChannelsFirstBackwardDwDb);
+        p.Ptr(x).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gw).Ptr(gb).I64(outer).I32(c).I64(inner);
+        Launch(ref p, new Dim3((uint)c), $"{outer}×{c}×{inner}");
     }
 
     // x: B×C×HW; statistics per channel over B·HW (one block per channel); w, b, saved and running stats: C

@@ -6,8 +6,8 @@ namespace Tmca.Cuda;
 // TMCA's fused ops: kernels/tmca.cu, every level in one launch per direction; CPU twins in Tmca.Engine/Cpu/Tmca.cs.
 public sealed unsafe partial class CudaBackend
 {
-    /// <summary>The levels' grids, sizes and pointers for one launch; (S, Sw) is the ground truth's size (forward only).</summary>
-    private static TmcaLevels Levels(int B, int S, int Sw, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar,
+    /// <summary>The levels' grids, sizes and pointers for one launch; (S, Sw) is the ground truth's size (forward only); the kernel lab's v1 launches with them too.</summary>
+    internal static TmcaLevels Levels(int B, int S, int Sw, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar,
                                      bool global, IReadOnlyList<Tensor?>? gv = null, IReadOnlyList<Tensor?>? gu = null)
     {
         if (v.Count > 4) throw new NotSupportedException($"{v.Count} levels in one fused TMCA launch (at most 4)");
@@ -114,25 +114,4 @@ public sealed unsafe partial class CudaBackend
 
     /// <summary>The similarity/LGTE kernels' pixel tiles (32 pixels a block, tmca.cu's LGTE_TILE).</summary>
     private static int LgteTiles(int n) => (n + 31) / 32;
-
-    // ---- the kernel lab's naive versions (not used by the model) ----
-
-    /// <summary>v1 of <see cref="TargetLogits"/>: one thread per logit; writes z only.</summary>
-    internal void TargetLogitsNaive(Tensor gt, IReadOnlyList<Tensor> v, IReadOnlyList<Tensor> u, Tensor tau, bool global, IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar, Tensor z)
-    {
-        BackendChecks.TargetLogits(gt, v, u, tau, omega, vbar, z);
-        var t = Levels(gt.Shape[0], gt.Shape[2], gt.Shape[3], v, u, omega, vbar, global);
-        var a = new KernelArgs(KernelTable.TargetLogitsNaive);
-        a.Struct(t).Ptr(gt).Ptr(tau).Ptr(z);
-        Launch(ref a, KernelTable.TargetLogitsNaive.Grid(z.Numel, SmCount), $"{v.Count} levels (naive)");
-    }
-
-    /// <summary>v1 of <see cref="SimilarityLgte"/>: one thread per element of F̃.</summary>
-    internal void SimilarityLgteNaive(Tensor v, Tensor u, Tensor f, Tensor a, Tensor b, Tensor gamma, Tensor s, Tensor logits, Tensor att, Tensor fOut)
-    {
-        var (B, C, N, D) = BackendChecks.SimilarityLgte(v, u, f, a, gamma, s, att, null);
-        var k = new KernelArgs(KernelTable.SimilarityLgteNaive);
-        k.Ptr(v).Ptr(u).Ptr(f).Ptr(a).Ptr(b).Ptr(gamma).Ptr(s).Ptr(logits).Ptr(att).Ptr(fOut).I32(B).I32(C).I32(N).I32(D);
-        Launch(ref k, KernelTable.SimilarityLgteNaive.Grid(f.Numel, SmCount), $"B={B} C={C} N={N} d={D} (naive)");
-    }
 }

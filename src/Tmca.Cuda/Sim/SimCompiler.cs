@@ -102,6 +102,7 @@ public sealed class SimCompiler
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }   // not writable: next place
                 try
                 {
+                    Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(work, file))!);   // lab/*.cu: a folder below the headers
                     File.WriteAllText(Path.Combine(work, file), text);
                     File.WriteAllText(Path.Combine(work, "prelude.h"), Prelude);
                     foreach (var (name, src) in headers) File.WriteAllText(Path.Combine(work, name), src);

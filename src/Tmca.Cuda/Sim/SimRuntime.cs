@@ -298,7 +298,7 @@ public sealed unsafe class SimRuntime : IDeviceRuntime
     private Kernels.KernelCost? Declared(string name, Dim3 grid, Dim3 block, uint shared, void** args)
     {
         var d = Kernels.KernelCosts.Descriptor(name);
-        if (d is null || !Kernels.KernelCosts.Declares(name)) return null;
+        if (d is null || !Kernels.KernelCosts.Declares(d)) return null;
         return d.Cost(grid, block, shared, args, (address, into) =>
         {
             foreach (var b in _blocks.Values)

@@ -27,8 +27,14 @@ public sealed partial class CpuBackend
     private static void LayerNormRef<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int outer, int c, int inner, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (inner == 1) { LayerNormRows(x, w, b, y, mean, rstd, outer, c, eps); return; }
-        // One task per (outer, inner-chunk); element (o, ch, i) lives at (o·C + ch)·inner + i.
+        if (inner == 1) LayerNormRows(x, w, b, y, mean, rstd, outer, c, eps);
+        else LayerNormChannelsFirst(x, w, b, y, mean, rstd, outer, c, inner, eps);
+    }
+
+    // Channels-first (ConvNeXt): one task per outer index; element (o, ch, i) lives at (o·C + ch)·inner + i.
+    private static void LayerNormChannelsFirst<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int outer, int c, int inner, double eps)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         Par.For(outer, (long)c * inner, o =>
         {
             var mu = new double[inner];
@@ -65,7 +71,13 @@ public sealed partial class CpuBackend
     private static void LayerNormBackwardRef<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int outer, int c, int inner)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (inner == 1) { LayerNormRowsBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c); return; }
+        if (inner == 1) LayerNormRowsBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c);
+        else LayerNormChannelsFirstBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, inner);
+    }
+
+    private static void LayerNormChannelsFirstBackward<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int outer, int c, int inner)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         var parts = Par.RangesOrdered(outer, (long)c * inner, (o0, o1) =>
         {
             var gwAcc = new double[c]; var gbAcc = new double[c];

@@ -27,8 +27,9 @@ public class KernelCompileTests
     {
         var nv = RequireNvrtc();
         var compiler = new KernelCompiler(nv!, Path.Combine(Path.GetTempPath(), "tmca-kernel-test-cache"));
-        var files = KernelSources.Files;
+        var files = KernelSources.Files.Concat(KernelSources.LabFiles).ToList();
         Assert.Contains("elementwise.cu", files);
+        Assert.Contains("lab/tmca_v1.cu", files);
         Assert.Contains("adamw.cu", files);
         foreach (var f in files)
         {

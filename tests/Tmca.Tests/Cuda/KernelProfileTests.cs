@@ -19,7 +19,7 @@ public class KernelProfileTests
         var rows = KernelProfile.Run();
         // the lab covers the model's kernels, backward ones included
         foreach (var k in new[] { "conv2d_forward_f32", "conv2d_backward_data_f32", "conv2d_backward_weight_f32", "depthwise_conv_backward_weight_f32",
-                                  "layernorm_cf_backward_dx_f32", "softmax_backward_f32", "unary_backward_f32", "adamw_multi_f32", "tmca_similarity_lgte_f32" })
+                                  "layernorm_channels_first_backward_dx_f32", "softmax_backward_f32", "unary_backward_f32", "adamw_multi_f32", "tmca_similarity_lgte_f32" })
             Assert.Contains(rows, r => r.Kernel == k);
         var off = rows.Where(r => r.UniqueOverDeclared is not { } u || Math.Abs(u - 1) > 0.10).Select(r => $"{r.Kernel}: {r.UniqueBytes} touched, {r.DeclaredBytes} declared").ToList();
         Assert.True(off.Count == 0, "declared bytes differ from the measured unique bytes by more than 10 %:\n" + string.Join("\n", off));

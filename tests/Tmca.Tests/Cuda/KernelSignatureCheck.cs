@@ -93,7 +93,11 @@ public static class KernelSignatureCheck
         return n.TrimStart('_').ToLowerInvariant();
     }
 
-    /// <summary>The check on this assembly's kernels and descriptors.</summary>
+    /// <summary>The check on this assembly's kernels and descriptors: the product's (kernels/*.cu, KernelTable) and the kernel
+    /// lab's own (kernels/lab/*.cu, KernelLab.LabKernels), each table against its own files.</summary>
     public static List<string> ProblemsInThisBuild() =>
-        Problems(KernelTable.All, KernelSources.Files.Select(f => (f, KernelSources.Source(f))).ToList(), KernelSources.Headers);
+    [
+        .. Problems(KernelTable.All, KernelSources.Files.Select(f => (f, KernelSources.Source(f))).ToList(), KernelSources.Headers),
+        .. Problems(KernelLab.LabKernels.All, KernelSources.LabFiles.Select(f => (f, KernelSources.Source(f))).ToList(), KernelSources.Headers),
+    ];
 }

@@ -18,6 +18,18 @@ public unsafe class KernelSignatureTests
         var problems = KernelSignatureCheck.ProblemsInThisBuild();
         Assert.True(problems.Count == 0, string.Join("\n", problems));
         Assert.Equal(KernelSources.Files.Sum(f => KernelSignatures.Kernels(f, KernelSources.Source(f)).Count), KernelTable.All.Count);
+        Assert.Equal(KernelSources.LabFiles.Sum(f => KernelSignatures.Kernels(f, KernelSources.Source(f)).Count), KernelLab.LabKernels.All.Count);
+    }
+
+    [Fact]
+    public void TheLabsKernelsShipApartFromTheProducts()
+    {
+        // the model's kernel files and table hold no lab version; the lab's v1s are in kernels/lab/ with their own table
+        Assert.Equal(["lab/tmca_v1.cu"], KernelSources.LabFiles);
+        Assert.DoesNotContain(KernelSources.Files, f => f.Contains('/'));
+        Assert.DoesNotContain(KernelTable.All, d => d.Name.Contains("naive") || d.File.StartsWith("lab/"));
+        Assert.All(KernelLab.LabKernels.All, d => Assert.StartsWith("lab/", d.File));
+        Assert.DoesNotContain("naive", KernelSources.Source("tmca.cu"));
     }
 
     [Fact]
