@@ -3,7 +3,8 @@ using System.Numerics;
 namespace Tmca.Engine;
 
 // TMCA's fused ops (spec §5, §8): the readable CPU twins of kernels/tmca.cu. The same quantities composed from
-// generic ops are the reference the tests compare against (Tmca.Model's TmcaLossTerms.ContrastiveComposed).
+// generic ops are the reference the tests compare against (Tmca.Model's ContrastiveLoss.Composed and Lgte.Composed in
+// Alignment.cs, checked by FusedTmcaTests).
 //
 //   Target-weighted logits, every level at once. gt: B×1×S×Sw; per level l: v[l]: B×N×d unit pixel embeddings on an
 //   h×w grid (N = h·w; the grid is omega[l]'s shape B×h×w), u[l]: B×d unit text embeddings; tau: 1.
