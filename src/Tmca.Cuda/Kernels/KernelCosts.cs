@@ -109,8 +109,10 @@ public static class KernelCosts
         // ---- elementwise.cu ----
         // unary_f32(op, alpha, x, y, n): 1 FLOP per element
         ["unary_f32"] = l => Simt(l.I64(4), F * l.I64(4), F * l.I64(4)),
-        // unary_backward_f32(op, alpha, x, y, gy, gx, n): gx += f'(x, y)·gy reads x, y, gy, gx; 2 FLOPs per element
-        ["unary_backward_f32"] = l => Simt(2 * l.I64(6), 4L * F * l.I64(6), F * l.I64(6)),
+        // unary_backward_f32(op, alpha, x, y, gy, gx, n): gx += f'(x, y)·gy reads x, y, gy, gx; 2 FLOPs per element. An op
+        // whose backward needs only one of x and y saves only that one and passes gy in the other slot (Ops: saving less),
+        // so the distinct buffers read are counted, not the slots.
+        ["unary_backward_f32"] = l => Simt(2 * l.I64(6), (1L + new[] { l.Ptr(2), l.Ptr(3), l.Ptr(4) }.Distinct().Count()) * F * l.I64(6), F * l.I64(6)),
         // binary_same_f32(op, a, b, y, n, acc): 1 FLOP (2 accumulating)
         ["binary_same_f32"] = l => { long n = l.I64(4); bool acc = l.I32(5) != 0; return Simt(n * (acc ? 2 : 1), F * (2 * n + If(acc, n)), F * n); },
         // binary_broadcast_f32(op, a, b, y, n, acc, s): a and b hold the elements of their non-zero-stride axes

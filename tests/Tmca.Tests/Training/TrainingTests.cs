@@ -84,7 +84,7 @@ public class TrainingTests
         Assert.Equal(File.ReadAllLines(Path.Combine(d["a"], "steps.jsonl")).Length, File.ReadAllLines(Path.Combine(d["c"], "steps.jsonl")).Length);
         Assert.True(File.Exists(Path.Combine(d["c"], "curves.png")));
         Assert.Empty(Directory.GetFiles(d.Path, "*.tmp", SearchOption.AllDirectories));
-        // each epoch records its memory peaks (issue 19): the pool's live peak holds at least the parameters, the RSS more
+        // each epoch records its memory peaks (issue 19): the pool's live peak and the RSS hold at least the parameters
         long paramBytes = new TmcaModel(Tiny, new TmcaFlags(), seed: 0).Params.All.Sum(p => (long)p.Value.Numel * 4);
         foreach (var line in File.ReadAllLines(Path.Combine(d["a"], "epochs.jsonl")))
         {
@@ -92,7 +92,9 @@ public class TrainingTests
             Assert.Equal("cpu", m.GetProperty("pool").GetString());
             double pool = m.GetProperty("peak_pool_mib").GetDouble(), rss = m.GetProperty("peak_rss_mib").GetDouble();
             Assert.True(pool * 1048576 >= paramBytes, $"pool peak {pool} MiB below the parameters' {paramBytes / 1048576.0:0.0} MiB");
-            Assert.True(rss > pool, $"RSS {rss} MiB not above the pool's peak {pool} MiB");
+            // not rss > pool: the pool's counters are process-wide and xunit runs other tests beside this one, whose
+            // tensors count in the pool's peak; an allocated but untouched array page is not resident either
+            Assert.True(rss * 1048576 >= paramBytes, $"RSS {rss} MiB below the parameters' {paramBytes / 1048576.0:0.0} MiB");
         }
     }
 
