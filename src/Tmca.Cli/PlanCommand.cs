@@ -82,10 +82,20 @@ public static class StepPlanner
     {
         using var runtime = new PlanningRuntime(device);
         using var backend = new CudaBackend(runtime) { Tf32 = tf32 };
+        runtime.ObservePool(backend.Pool);   // the memory timeline: what is live at each operation and at the peak
         var model = new TmcaModel(cfg, flags, seed: 0, initialize: false) { Recompute = recompute };   // values do not matter: nothing runs
         model.To(backend);
         var opt = new AdamW(model.Params.Trainable, new AdamWConfig());
         var b = StepBenchmark.RandomBatch(cfg, batch, backend);
+        var owners = new List<(ulong Start, ulong End, ParameterOwner Owner)>();
+        var holders = new List<(ulong Start, ulong End, string Holder)>();
+        int holdersAt = int.MaxValue;
+        void TakeOwners()
+        {
+            owners = OwnerRanges(model);
+            holders = HolderRanges(model, opt);
+            holdersAt = runtime.PoolChanges.Count;
+        }
         void Step()
         {
             using var scope = new TensorScope();
@@ -104,15 +114,16 @@ public static class StepPlanner
         runtime.ClearEvents();
         backend.Pool.ResetPeak();
         Step();
-        var owners = Owners(model);
+        TakeOwners();   // the gradients live until the next step starts
         string what = $"{name} ({cfg.ImageSize} px), batch {batch}, {(eval ? "inference" : "training step")}, {(tf32 ? "TF32" : "FP32")}"
                       + (recompute == RecomputeMode.None ? "" : $", recompute {recompute.ToString().ToLowerInvariant()}");
-        return StepPlan.Build(runtime.Events.ToList(), device, owners, backend.Pool.PeakBytes, runtime.PeakReservedBytes, what);
+        var pool = new PoolTimeline(runtime.PoolChanges.ToList(), runtime.PoolStepStart, Lookup(holders), holdersAt);
+        return StepPlan.Build(runtime.Events.ToList(), device, Lookup(owners), backend.Pool.PeakBytes, runtime.PeakReservedBytes, what, pool);
     }
 
     /// <summary>Who owns the parameter (value or gradient) at a device address: the planner's families need it to tell a
     /// ConvNeXt pointwise GEMM from a decoder one, and a text GEMM from an attention projection.</summary>
-    private static Func<ulong, ParameterOwner?> Owners(TmcaModel model)
+    private static List<(ulong Start, ulong End, ParameterOwner Owner)> OwnerRanges(TmcaModel model)
     {
         var ranges = new List<(ulong Start, ulong End, ParameterOwner Owner)>();
         foreach (var p in model.Params.All)
@@ -125,12 +136,41 @@ public static class StepPlanner
                 if (t?.Storage is CudaStorage s) ranges.Add((s.Ptr, s.Ptr + (ulong)s.Bytes, owner));
         }
         ranges.Sort((a, b) => a.Start.CompareTo(b.Start));
+        return ranges;
+    }
+
+    /// <summary>What holds each named block: the parameters (and buffers), their gradients, the AdamW moments.</summary>
+    private static List<(ulong Start, ulong End, string Holder)> HolderRanges(TmcaModel model, AdamW opt)
+    {
+        var ranges = new List<(ulong Start, ulong End, string Holder)>();
+        void Add(Tensor? t, string holder) { if (t?.Storage is CudaStorage s) ranges.Add((s.Ptr, s.Ptr + (ulong)s.Bytes, holder)); }
+        foreach (var p in model.Params.All) { Add(p.Value, "parameters and buffers"); Add(p.Value.Grad, "gradients"); }
+        foreach (var (_, t) in opt.State()) Add(t, "AdamW moments");
+        ranges.Sort((a, b) => a.Start.CompareTo(b.Start));
+        return ranges;
+    }
+
+    private static Func<ulong, ParameterOwner?> Lookup(List<(ulong Start, ulong End, ParameterOwner Owner)> ranges)
+    {
+        var find = Finder(ranges.Select(r => (r.Start, r.End)).ToList());
+        return address => find(address) is int i ? ranges[i].Owner : null;
+    }
+
+    private static Func<ulong, string?> Lookup(List<(ulong Start, ulong End, string Holder)> ranges)
+    {
+        var find = Finder(ranges.Select(r => (r.Start, r.End)).ToList());
+        return address => find(address) is int i ? ranges[i].Holder : null;
+    }
+
+    /// <summary>The index of the range (sorted by start) that holds an address, or null.</summary>
+    private static Func<ulong, int?> Finder(List<(ulong Start, ulong End)> ranges)
+    {
         var starts = ranges.Select(r => r.Start).ToArray();
         return address =>
         {
             int i = Array.BinarySearch(starts, address);
             if (i < 0) i = ~i - 1;
-            return i >= 0 && address < ranges[i].End ? ranges[i].Owner : null;
+            return i >= 0 && address < ranges[i].End ? i : null;
         };
     }
 }

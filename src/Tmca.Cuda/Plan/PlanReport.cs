@@ -6,9 +6,10 @@ namespace Tmca.Cuda.Plan;
 
 /// <summary>
 /// A <see cref="StepPlan"/> for people and for tools: a Markdown table per op family with the step's totals, the
-/// largest launches and the synchronous copies; JSON with every family and total; and a Chrome trace (Perfetto's
-/// JSON format) of the step's operations laid end to end at their bounds. Every number is a bound from declared
-/// costs, not a timing.
+/// largest launches (with the pool's live and cached bytes as each was issued), the memory peak and what it holds,
+/// and the synchronous copies; JSON with every family and total; and a Chrome trace (Perfetto's JSON format) of the
+/// step's operations laid end to end at their bounds, with the pool's bytes as a counter track. Every number is a
+/// bound from declared costs, not a timing; the memory is the real DevicePool policy on the real allocation sequence.
 /// </summary>
 public static class PlanReport
 {
@@ -37,6 +38,7 @@ public static class PlanReport
                      + $"bound {F(p.BoundMs, "0.000")} ms (compute {F(p.ComputeMs, "0.000")}, memory {F(p.MemoryMs, "0.000")} if each op were bound by that alone); "
                      + $"in one CUDA graph {F(p.GraphBoundMs, "0.000")} ms");
         s.AppendLine($"device memory: peak {Mib(p.PeakDeviceBytes)} MiB in live tensors (DevicePool, size classes included), {Mib(p.PeakReservedBytes)} MiB held from the device (live + cached)");
+        if (p.Peak is { } pk) s.Append(PeakLines(p, pk));
         var sync = p.SynchronousCopies.ToList();
         s.AppendLine($"synchronous copies (each blocks CUDA graph capture): {sync.Count}"
                      + (sync.Count == 0 ? "" : " — " + string.Join("; ", sync.GroupBy(o => (o.Event.Name, o.Event.Op ?? "-"))
@@ -44,14 +46,37 @@ public static class PlanReport
         s.AppendLine();
         s.AppendLine($"the {top} operations with the largest bound:");
         s.AppendLine();
-        s.AppendLine("| # | operation | op | grid × block | GFLOP | MB | bound µs | bound by | family |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|");
+        s.AppendLine("| # | operation | op | grid × block | GFLOP | MB | bound µs | bound by | family | live MiB | cached MiB |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var o in Largest(p, top))
         {
             var e = o.Event;
             string geom = e.Kind == PlanEventKind.Launch ? $"{e.Grid} × {e.Block}" : e.Gemm is { } g ? $"m {g.M} n {g.N} k {g.K} ×{g.Batch}" : "";
             s.AppendLine($"| {e.Index} | {e.Name} | {e.Op ?? "-"} | {geom} | {F(e.Cost.ExecutedFlops / 1e9, "0.00")} | {F(e.Cost.Bytes / 1e6, "0.0")} | "
-                         + $"{F(o.Seconds * 1e6, "0.0")} | {o.BoundBy.ToString().ToLowerInvariant()} | {o.Family} |");
+                         + $"{F(o.Seconds * 1e6, "0.0")} | {o.BoundBy.ToString().ToLowerInvariant()} | {o.Family} | {LiveAt(p, e.Index)} | {CachedAt(p, e.Index)} |");
+        }
+        return s.ToString();
+    }
+
+    private static string LiveAt(StepPlan p, int i) => i < p.LiveAtOp.Count ? Mib(p.LiveAtOp[i]) : "-";
+    private static string CachedAt(StepPlan p, int i) => i < p.CachedAtOp.Count ? Mib(p.CachedAtOp[i]) : "-";
+
+    /// <summary>Where the peak is and what it holds: the lines under "device memory".</summary>
+    private static string PeakLines(StepPlan p, PeakMemory pk)
+    {
+        var s = new StringBuilder();
+        string at = pk.BeforeEvent >= 0 && pk.BeforeEvent < p.Ops.Count
+            ? $"reached as operation #{pk.BeforeEvent} ({p.Ops[pk.BeforeEvent].Event.Name} in '{p.Ops[pk.BeforeEvent].Event.Op ?? "-"}') was issued"
+            : "reached after the step's last operation";
+        s.AppendLine($"memory peak: {Mib(pk.LiveBytes)} MiB live ({Mib(pk.CachedBytes)} MiB cached beside it), {at}; live then: "
+                     + string.Join(", ", pk.Held.Select(h => $"{h.What} {Mib(h.Bytes)} MiB ({h.Blocks})"))
+                     + $"; of the step's tensors {Mib(pk.DeadBytes)} MiB ({pk.Dead.Count}) are used by no later operation (held only until they are freed)");
+        if (pk.ByFirstUse.Count > 0)
+        {
+            const int shown = 12;
+            s.AppendLine($"the step's tensors live at the peak, by the op that first used them (their producer), MiB (blocks): "
+                         + string.Join(", ", pk.ByFirstUse.Take(shown).Select(h => $"{h.What} {Mib(h.Bytes)} ({h.Blocks})"))
+                         + (pk.ByFirstUse.Count > shown ? $", {pk.ByFirstUse.Count - shown} more ops {Mib(pk.ByFirstUse.Skip(shown).Sum(h => h.Bytes))}" : ""));
         }
         return s.ToString();
     }
@@ -76,6 +101,15 @@ public static class PlanReport
             gflop_useful = p.GflopUseful, gflop_executed = p.GflopExecuted, gbytes = p.Gbytes,
             bound_ms = p.BoundMs, graph_bound_ms = p.GraphBoundMs, compute_ms = p.ComputeMs, memory_ms = p.MemoryMs,
             peak_device_bytes = p.PeakDeviceBytes, peak_reserved_bytes = p.PeakReservedBytes,
+            peak = p.Peak is not { } pk ? null : new
+            {
+                live_bytes = pk.LiveBytes, cached_bytes = pk.CachedBytes, before_operation = pk.BeforeEvent, dead_bytes = pk.DeadBytes,
+                op = pk.BeforeEvent >= 0 && pk.BeforeEvent < p.Ops.Count ? p.Ops[pk.BeforeEvent].Event.Op : null,
+                held = pk.Held.Select(h => new { what = h.What, bytes = h.Bytes, blocks = h.Blocks }),
+                by_first_use = pk.ByFirstUse.Select(h => new { op = h.What, bytes = h.Bytes, blocks = h.Blocks }),
+                largest_blocks = pk.LargestBlocks.Select(b => Block(p, b)),
+                dead_blocks = pk.Dead.Select(b => Block(p, b)),
+            },
             families = p.Families.Select(f => new
             {
                 name = f.Name, launches = f.Launches, memsets = f.Memsets, copies = f.Copies, gflop_useful = f.GflopUseful, gflop_executed = f.GflopExecuted,
@@ -85,10 +119,19 @@ public static class PlanReport
             {
                 index = o.Event.Index, name = o.Event.Name, op = o.Event.Op, family = o.Family, grid = o.Event.Grid.ToString(), block = o.Event.Block.ToString(),
                 gflop = o.Event.Cost.ExecutedFlops / 1e9, mbytes = o.Event.Cost.Bytes / 1e6, bound_us = o.Seconds * 1e6, bound_by = o.BoundBy.ToString().ToLowerInvariant(),
+                live_bytes = o.Event.Index < p.LiveAtOp.Count ? p.LiveAtOp[o.Event.Index] : (long?)null,
+                cached_bytes = o.Event.Index < p.CachedAtOp.Count ? p.CachedAtOp[o.Event.Index] : (long?)null,
             }),
         };
         return JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true });
     }
+
+    private static object Block(StepPlan p, LiveBlock b) => new
+    {
+        address = $"0x{b.Address:x}", bytes = b.Bytes, first_used_by = b.FirstUse, next_used_by = b.NextUse,
+        operation = b.FirstUse >= 0 ? p.Ops[b.FirstUse].Event.Name : null, op = b.FirstUse >= 0 ? p.Ops[b.FirstUse].Event.Op : null,
+        arguments = b.FirstUse >= 0 ? p.Ops[b.FirstUse].Event.Args : null,
+    };
 
     /// <summary>Chrome trace events ("X", complete events in µs) laid end to end on one stream at their bounds; the name
     /// is the kernel, the category its family, and args carry the op that asked, the geometry and the cost.</summary>
@@ -114,6 +157,10 @@ public static class PlanReport
                     unit = e.Cost.Unit.ToString(), bound_by = o.BoundBy.ToString().ToLowerInvariant(), arguments = e.Args,
                 },
             });
+            // the pool's live and cached MiB as a counter track (Perfetto draws it under the stream)
+            if (e.Index < p.LiveAtOp.Count && (e.Index == 0 || p.LiveAtOp[e.Index] != p.LiveAtOp[e.Index - 1] || p.CachedAtOp[e.Index] != p.CachedAtOp[e.Index - 1]))
+                events.Add(new { name = "device memory MiB", ph = "C", pid = 1, tid = 1, ts = Math.Round(t, 4),
+                                 args = new { live = Math.Round(p.LiveAtOp[e.Index] / 1048576.0, 1), cached = Math.Round(p.CachedAtOp[e.Index] / 1048576.0, 1) } });
             t += dur;
         }
         return JsonSerializer.Serialize(new { traceEvents = events, displayTimeUnit = "ms" });

@@ -35,6 +35,13 @@ public sealed class StepPlan
     /// <summary>The peak of bytes the caching pool held from the device (live and cached blocks).</summary>
     public required long PeakReservedBytes { get; init; }
 
+    /// <summary>The pool's live and cached bytes as each operation was issued (index: <see cref="PlanEvent.Index"/>;
+    /// empty without a pool timeline).</summary>
+    public IReadOnlyList<long> LiveAtOp { get; init; } = [];
+    public IReadOnlyList<long> CachedAtOp { get; init; } = [];
+    /// <summary>The peak and what was live at it (null without a pool timeline).</summary>
+    public PeakMemory? Peak { get; init; }
+
     /// <summary>Kernel launches and GEMMs (what <see cref="CudaBackend.Launches"/> counts).</summary>
     public int Launches => Ops.Count(o => o.Event.Kind is PlanEventKind.Launch or PlanEventKind.Gemm);
     public int Memsets => Ops.Count(o => o.Event.Kind == PlanEventKind.Memset);
@@ -50,7 +57,7 @@ public sealed class StepPlan
     public double MemoryMs => Ops.Sum(o => o.MemorySeconds) * 1e3;
 
     public static StepPlan Build(IReadOnlyList<PlanEvent> events, DeviceModel device, Func<ulong, ParameterOwner?> ownerAt, long peakDeviceBytes,
-                                 long peakReservedBytes, string description)
+                                 long peakReservedBytes, string description, PoolTimeline? pool = null)
     {
         var families = PlanFamilies.Classify(events, ownerAt);
         var ops = new List<PlannedOp>(events.Count);
@@ -68,7 +75,12 @@ public sealed class StepPlan
                 f.Sum(o => (double)o.Event.Cost.UsefulFlops) / 1e9, f.Sum(o => (double)o.Event.Cost.ExecutedFlops) / 1e9, f.Sum(o => (double)o.Event.Cost.Bytes) / 1e9,
                 s * 1e3, total > 0 ? s / total : 0, by));
         }
-        return new StepPlan { Device = device, Description = description, Ops = ops, Families = fams, PeakDeviceBytes = peakDeviceBytes, PeakReservedBytes = peakReservedBytes };
+        var (live, cached) = pool is null ? ([], []) : PlanMemory.AtEvents(pool.Changes, events.Count);
+        return new StepPlan
+        {
+            Device = device, Description = description, Ops = ops, Families = fams, PeakDeviceBytes = peakDeviceBytes, PeakReservedBytes = peakReservedBytes,
+            LiveAtOp = live, CachedAtOp = cached, Peak = pool is null ? null : PlanMemory.Peak(pool, events),
+        };
     }
 
     /// <summary>One event's bound: kernels and GEMMs by their unit's peak and the HBM bandwidth; a device → device copy

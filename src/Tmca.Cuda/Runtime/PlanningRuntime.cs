@@ -17,6 +17,10 @@ public enum PlanEventKind { Launch, Gemm, Memset, CopyToDevice, CopyToHost, Copy
 public sealed record PlanEvent(int Index, PlanEventKind Kind, string Name, string? Op, Dim3 Grid, Dim3 Block, uint SharedBytes,
                                KernelCost Cost, bool Synchronous, ulong[] Pointers, ConvGeom? Conv, GemmCall? Gemm, string Args);
 
+/// <summary>One rent (or return) of a pool block of <see cref="Size"/> bytes at <see cref="Ptr"/>, made before event
+/// <see cref="BeforeEvent"/> was issued (−1: before the planned step), with the pool's live and cached bytes after it.</summary>
+public readonly record struct PoolChange(int BeforeEvent, ulong Ptr, long Size, bool Rent, long LiveBytes, long CachedBytes);
+
 /// <summary>
 /// An <see cref="IDeviceRuntime"/> that executes nothing: it gives out addresses (a bump allocator over the modelled
 /// device's memory, failing like cuMemAlloc when it is full), hands out kernel handles without compiling anything, and
@@ -56,8 +60,24 @@ public sealed unsafe class PlanningRuntime : IDeviceRuntime
     /// <summary>The op that asked for the current operation: the one place the planner reads the engine's op label.</summary>
     private static string? CurrentOp() => Tmca.Engine.Profiler.CurrentOp;
 
+    /// <summary>The caching pool's rents and returns in order (fed by <see cref="DevicePool.Observer"/>, see
+    /// <see cref="ObservePool"/>), from the pool's creation on: what is live at any point of the step, the step's memory
+    /// timeline. <see cref="PoolStepStart"/>: the first change of the planned step.</summary>
+    public List<PoolChange> PoolChanges { get; } = new();
+    public int PoolStepStart { get; private set; }
+
+    /// <summary>Records <paramref name="pool"/>'s rents and returns against this runtime's events.</summary>
+    public void ObservePool(DevicePool pool) =>
+        pool.Observer = (ptr, size, rent) => PoolChanges.Add(new PoolChange(Events.Count, ptr, size, rent, pool.InUseBytes, pool.CachedBytes));
+
     /// <summary>Forgets what was recorded (setup before the planned step: moving the model to the device).</summary>
-    public void ClearEvents() { Events.Clear(); Synchronizations = 0; PeakReservedBytes = ReservedBytes; }
+    public void ClearEvents()
+    {
+        Events.Clear(); Synchronizations = 0; PeakReservedBytes = ReservedBytes;
+        // the changes before stay (they tell what was live when the step began) but point before its first event
+        for (int i = PoolStepStart; i < PoolChanges.Count; i++) PoolChanges[i] = PoolChanges[i] with { BeforeEvent = -1 };
+        PoolStepStart = PoolChanges.Count;
+    }
 
     // ---- memory ----
 
@@ -163,7 +183,7 @@ public sealed unsafe class PlanningRuntime : IDeviceRuntime
         Forget(g.C);
         Events.Add(new PlanEvent(Events.Count, PlanEventKind.Gemm, g.Tf32 ? "gemm (tf32)" : "gemm", CurrentOp(), new Dim3(1), new Dim3(1), 0,
                                  KernelCosts.Gemm(g), false, [g.A, g.B, g.C], null, g,
-                                 $"m={g.M} n={g.N} k={g.K} batch={g.Batch} ta={g.TransA} tb={g.TransB} β={g.Beta}"));
+                                 $"m={g.M} n={g.N} k={g.K} batch={g.Batch} ta={g.TransA} tb={g.TransB} β={g.Beta} A=0x{g.A:x} B=0x{g.B:x} C=0x{g.C:x}"));
     }
 
     // ---- ordering and timing ----

@@ -67,9 +67,15 @@ public class KernelCompileTests
         Assert.Equal(512, DevicePool.SizeClass(1));
         Assert.Equal(1024, DevicePool.SizeClass(513));
         Assert.Equal(1L << 20, DevicePool.SizeClass((1L << 20) - 100));
-        Assert.Equal(5L << 18, DevicePool.SizeClass((1L << 20) + 1));    // 1.25 MiB
-        Assert.Equal(2L << 20, DevicePool.SizeClass((7L << 18) + 1));    // above 1.75 MiB → 2 MiB
-        for (long b = 1; b < 1L << 26; b = b * 3 / 2 + 1) Assert.True(DevicePool.SizeClass(b) >= b);
+        Assert.Equal(17L << 16, DevicePool.SizeClass((1L << 20) + 1));   // 1 + 1/16 MiB
+        Assert.Equal(2L << 20, DevicePool.SizeClass((31L << 16) + 1));   // above 1 + 15/16 MiB → 2 MiB
+        Assert.Equal(38L << 20, DevicePool.SizeClass(38_535_168));       // tiny's 32×96×56×56 activation (36.75 MiB): 38, not 40
+        Assert.Equal(1L << 30, DevicePool.SizeClass(1L << 30));          // a power of two is its own class
+        for (long b = 1; b < 1L << 34; b = b * 3 / 2 + 1)
+        {
+            long c = DevicePool.SizeClass(b);
+            Assert.True(c >= b && (b < 1 << 20 || c - b <= b / 16), $"{b} B → {c} B");   // fits, wastes at most 1/16 above 1 MiB
+        }
     }
 
     [Fact]
