@@ -29,7 +29,7 @@ internal static class Common
     /// backward; results are bit-identical, only memory and time change.</summary>
     public static Option<RecomputeMode> Recompute() => new Option<RecomputeMode>("--recompute")
     {
-        Description = "recompute encoder activations in the backward instead of storing them: none, stages (each ConvNeXt stage, each BERT layer) or blocks (each ConvNeXt block)",
+        Description = "recompute encoder activations in the backward instead of storing them: none, stages (each ConvNeXt stage, each BERT layer, each pixel alignment head) or blocks (each ConvNeXt block; BERT layers and heads as in stages)",
         DefaultValueFactory = _ => RecomputeMode.None,
         CustomParser = r => r.Tokens[0].Value.ToLowerInvariant() switch
         {

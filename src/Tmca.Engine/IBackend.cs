@@ -116,7 +116,8 @@ public interface IBackend
     void EmbeddingBackward(Tensor ids, Tensor gy, Tensor gw);
     /// <summary>y = x / max(‖x‖, eps) over the last axis; norm: one ‖x‖ per row, saved for backward.</summary>
     void L2Normalize(Tensor x, Tensor y, Tensor norm, double eps);
-    void L2NormalizeBackward(Tensor x, Tensor y, Tensor norm, Tensor gy, Tensor gx, double eps);
+    /// <summary>gx += (gy − y·(y·gy)) / max(‖x‖, eps): reads y and the norms, not x (so x need not be kept).</summary>
+    void L2NormalizeBackward(Tensor y, Tensor norm, Tensor gy, Tensor gx, double eps);
 
     // ---- losses -------------------------------------------------------------------------------------
     /// <summary>loss[0] = mean over all elements of BCE-with-logits(x, t); t may be soft.</summary>

@@ -15,6 +15,8 @@ public sealed class Tape : IDisposable
 
     private readonly Tape? _parent;
     private readonly List<Entry> _entries = new();
+    /// <summary>Every tensor a recorded backward reads (saves and scratch): what <see cref="Discard"/> must keep.</summary>
+    private readonly HashSet<Tensor> _saved = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>One recorded op: its outputs, its backward, its name, the tensors its backward reads and its scratch
     /// buffers (see <see cref="Op"/>).</summary>
@@ -48,7 +50,24 @@ public sealed class Tape : IDisposable
         if (tape._done) throw new InvalidOperationException("this tape has already run backward; open a new one");
         foreach (var o in outputs) o.RequiresGrad = true;
         tape._entries.Add(new Entry(outputs, backward, op, saves ?? [], scratch ?? []));
+        if (saves is not null) foreach (var t in saves) tape._saved.Add(t);
+        if (scratch is not null) foreach (var t in scratch) tape._saved.Add(t);
         Inspector?.Recorded(tape._entries.Count - 1, op, outputs);
+    }
+
+    /// <summary>
+    /// Frees the value of a forward intermediate that the caller will not read again, now instead of when the backward
+    /// starts — unless a recorded backward reads it (then the tape frees it after that backward). PyTorch frees such a
+    /// tensor when its last Python reference goes; here the composite op or the model that made it says so. The tensor
+    /// stays usable as a gradient slot (the tape still sends its gradient through it); reading its value throws. A view
+    /// frees the storage only once every tensor over it is disposed, so discarding one of two views frees nothing.
+    /// </summary>
+    public static void Discard(Tensor t)
+    {
+        if (t.Persistent) return;
+        for (var tape = _current; tape is not null; tape = tape._parent)
+            if (tape._saved.Contains(t)) return;
+        t.Dispose();
     }
 
     /// <summary>True when a tape is open and recording is on (a checkpointed segment records even when its input needs no
@@ -82,7 +101,9 @@ public sealed class Tape : IDisposable
     /// backward that reads it, each output's gradient once its backward has consumed it. Tensors the caller reads after
     /// the backward must be named in <paramref name="keep"/> (the loss always is); reading a freed one throws.
     /// </summary>
-    public void Backward(Tensor loss, Tensor? seed = null, IEnumerable<Tensor?>? keep = null)
+    /// <param name="handOverSeed">The seed becomes the loss's gradient (no copy) and is freed once the loss's own backward
+    /// has run: a recompute segment passes the outer output's gradient this way (<see cref="Recompute"/>).</param>
+    public void Backward(Tensor loss, Tensor? seed = null, IEnumerable<Tensor?>? keep = null, bool handOverSeed = false)
     {
         if (_done) throw new InvalidOperationException("backward has already run on this tape");
         if (!loss.RequiresGrad) throw new InvalidOperationException("the loss does not depend on any tensor that requires grad");
@@ -91,9 +112,13 @@ public sealed class Tape : IDisposable
         foreach (var t in unread) t.Dispose();
         using (NoGrad())
         {
-            var g = loss.GradOrZeros();
-            if (seed is null) g.Backend.Fill(g, 1.0);
-            else g.Backend.Copy(seed, g);
+            if (handOverSeed && seed is not null && loss.Grad is null && Shape.Equal(seed.Shape, loss.Shape)) loss.Grad = seed;
+            else
+            {
+                var g = loss.GradOrZeros();
+                if (seed is null) g.Backend.Fill(g, 1.0);
+                else g.Backend.Copy(seed, g);
+            }
             for (int i = _entries.Count - 1; i >= 0; i--)
             {
                 var e = _entries[i];
@@ -110,6 +135,7 @@ public sealed class Tape : IDisposable
             }
         }
         _entries.Clear();   // every non-persistent output's gradient was freed after its op's backward
+        _saved.Clear();
         _done = true;
     }
 
@@ -148,6 +174,7 @@ public sealed class Tape : IDisposable
         if (_current != this) throw new InvalidOperationException("tapes must be closed in the order they were opened");
         _current = _parent;
         _entries.Clear();
+        _saved.Clear();
     }
 }
 

@@ -13,7 +13,7 @@ public sealed class Tensor : IDisposable
     /// <summary>The buffer; reading it after the tensor was freed (by its scope, or by the tape once no backward needs
     /// it) throws, rather than reading memory that may already hold another tensor.</summary>
     public Storage Storage => _disposed ? throw new ObjectDisposedException(Name ?? $"tensor {Engine.Shape.Format(Shape)}",
-        "this tensor was freed: by its TensorScope, or by the tape's backward (name it in Backward's keep to read it afterwards)") : _storage;
+        "this tensor was freed: by its TensorScope, by Ops.Discard (its maker was done with it), or by the tape's backward (name it in Backward's keep to read it afterwards)") : _storage;
     private readonly Storage _storage;
     public DType DType => _storage.DType;
     public IBackend Backend => _storage.Backend;

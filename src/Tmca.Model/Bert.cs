@@ -73,8 +73,8 @@ public sealed class BertEncoder
     {
         var a = Ops.MultiHeadAttention(x, x, x, l.Attn.Weights(), _heads, keyBias, project: false);
         x = Ops.LayerNorm(Ops.Add(Ops.Linear(a, l.OutW.Value, l.OutB.Value), x), l.AttnLnW.Value, l.AttnLnB.Value, Eps);
-        var h = Ops.Gelu(Ops.Linear(x, l.InterW.Value, l.InterB.Value));
-        return Ops.LayerNorm(Ops.Add(Ops.Linear(h, l.FfnW.Value, l.FfnB.Value), x), l.OutLnW.Value, l.OutLnB.Value, Eps);
+        var h = Ops.Linear(x, l.InterW.Value, l.InterB.Value);
+        return Ops.LayerNorm(Ops.Add(Ops.GeluLinear(h, l.FfnW.Value, l.FfnB.Value), x), l.OutLnW.Value, l.OutLnB.Value, Eps);   // GELU → dense, no GELU output kept
     }
 
     /// <summary>(1 − mask)·float.MinValue, B×L: added to the attention scores of padded keys (from the host copy of the

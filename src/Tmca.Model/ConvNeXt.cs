@@ -92,7 +92,6 @@ public sealed class ConvNeXtEncoder
         h = Ops.LayerNormChannelsFirst(h, b.LnW.Value, b.LnB.Value, Eps);
         h = Ops.Conv2d(h, Ops.Reshape(b.Pw1W.Value, 4 * C, C, 1, 1), b.Pw1B.Value);
         h = Ops.GeluConv1x1(h, Ops.Reshape(b.Pw2W.Value, C, 4 * C, 1, 1), b.Pw2B.Value);   // saves the pre-activation only
-        h = Ops.Mul(h, Ops.Reshape(b.Gamma.Value, C, 1, 1));
-        return Ops.Add(x, h);
+        return Ops.AddScaled(x, h, Ops.Reshape(b.Gamma.Value, C, 1, 1));                // x + γ ⊙ h, no product kept
     }
 }

@@ -75,26 +75,34 @@ public sealed class Decoder
         ps.AddBuffer($"{p}running_mean", [c], Init.Zeros), ps.AddBuffer($"{p}running_var", [c], Init.Ones),
         ps.AddBuffer($"{p}num_batches_tracked", [1], Init.Zeros, DType.I64));
 
-    /// <summary>enhanced: F̃0..F̃3; text: B×L×D (null without text) → logits B×1×S×S.</summary>
-    public Tensor Forward(Tensor[] enhanced, Tensor? text, bool training)
+    /// <summary>enhanced: F̃0..F̃3; text: B×L×D (null without text) → logits B×1×S×S. <paramref name="ownsInputs"/>: the
+    /// F̃ are the decoder's alone (the LGTE's outputs, which the model does not hand out), so each is freed once read;
+    /// otherwise they are the encoder's features, which the model's output carries.</summary>
+    public Tensor Forward(Tensor[] enhanced, Tensor? text, bool training, bool ownsInputs = false)
     {
         var x = enhanced[3];
-        for (int k = 0; k < 3; k++) x = StageForward(_stages[k], k, x, enhanced[2 - k], text, training);
-        var h = Ops.Conv2d(x, _headW.Value, _headB.Value, stride: 1, padding: 1);
-        h = Ops.PixelShuffle(h, 4);
+        for (int k = 0; k < 3; k++) x = StageForward(_stages[k], k, x, enhanced[2 - k], text, training, ownsX: k > 0 || ownsInputs, ownsSkip: ownsInputs);
+        var c = Ops.Conv2d(x, _headW.Value, _headB.Value, stride: 1, padding: 1);
+        var h = Ops.PixelShuffle(c, 4);
+        Ops.Discard(c);   // 16·HeadChannels wide at a quarter of the resolution: the largest tensor the head makes
         return Ops.Conv2d(h, _outW.Value, _outB.Value);
     }
 
-    private Tensor StageForward(Stage s, int k, Tensor x, Tensor skip, Tensor? text, bool training)
+    // Intermediates that no backward reads are discarded as soon as they are consumed (see Ops.Discard): on tiny at
+    // batch 32 they would otherwise hold hundreds of MiB until the backward starts, at the step's memory peak.
+    private Tensor StageForward(Stage s, int k, Tensor x, Tensor skip, Tensor? text, bool training, bool ownsX, bool ownsSkip)
     {
         int B = x.Shape[0], C = x.Shape[1], h = x.Shape[2], w = x.Shape[3], N = h * w;
         var v = Ops.Reshape(Ops.Permute(x, 0, 2, 3, 1), B, N, C);           // pixels as tokens: B×N×C
         var peN = PositionalTable(N, C, x);
+        if (ownsX) Ops.Discard(x);   // x's shape, type and backend stay readable
 
         // self-attention: v ← v + LN_out(MHA(q = k = LN_in(v) + PE, v = LN_in(v)))
         var u = Ops.LayerNorm(v, s.SaInW.Value, s.SaInB.Value, LnEps);
         var qk = Ops.Add(u, peN);
-        v = Ops.Add(v, Ops.LayerNorm(Ops.MultiHeadAttention(qk, qk, u, s.SelfAttn.Weights(), _cfg.SelfHeads), s.SaOutW.Value, s.SaOutB.Value, LnEps));
+        var sa = Ops.LayerNorm(Ops.MultiHeadAttention(qk, qk, u, s.SelfAttn.Weights(), _cfg.SelfHeads), s.SaOutW.Value, s.SaOutB.Value, LnEps);
+        v = Ops.Add(v, sa);
+        Ops.Discard(sa);
 
         if (_text && text is not null)
         {
@@ -102,17 +110,25 @@ public sealed class Decoder
             int M = _cfg.TokenOuts[k];
             var t = Ops.MatMul(s.TokenMixW!.Value, text);                      // (M×L)·(B×L×D) → B×M×D
             t = Ops.Add(t, Ops.Reshape(s.TokenMixB!.Value, M, 1));
-            t = Ops.LeakyRelu(Ops.Linear(Ops.Gelu(t), s.ProjW!.Value, s.ProjB!.Value), Slope);
+            t = Ops.LeakyRelu(Ops.GeluLinear(t, s.ProjW!.Value, s.ProjB!.Value), Slope);
             // cross-attention: v ← v + scale · LN_out(MHA(q = LN_in(v) + PE_N, k = T + PE_M, v = T))
             u = Ops.LayerNorm(v, s.CaInW!.Value, s.CaInB!.Value, LnEps);
             var peM = PositionalTable(M, C, x);
-            var ca = Ops.MultiHeadAttention(Ops.Add(u, peN), Ops.Add(t, peM), t, s.CrossAttn!.Weights(), _cfg.CrossHeads);
-            v = Ops.Add(v, Ops.Mul(Ops.LayerNorm(ca, s.CaOutW!.Value, s.CaOutB!.Value, LnEps), s.CrossScale!.Value));
+            var q = Ops.Add(u, peN);
+            Ops.Discard(u);
+            var ca = Ops.MultiHeadAttention(q, Ops.Add(t, peM), t, s.CrossAttn!.Weights(), _cfg.CrossHeads);
+            var scaled = Ops.Mul(Ops.LayerNorm(ca, s.CaOutW!.Value, s.CaOutB!.Value, LnEps), s.CrossScale!.Value);
+            v = Ops.Add(v, scaled);
+            Ops.Discard(scaled);
         }
 
-        x = Ops.Reshape(Ops.Permute(v, 0, 2, 1), B, C, h, w);
+        var tokens = v;
+        x = Ops.Reshape(Ops.Permute(tokens, 0, 2, 1), B, C, h, w);
+        Ops.Discard(tokens);
         var up = Ops.ConvTranspose2d(x, s.UpW.Value, s.UpB.Value, 2);
         var y = Ops.Concat([up, skip], 1);
+        Ops.Discard(up);
+        if (ownsSkip) Ops.Discard(skip);
         y = ConvBnAct(y, s.Conv1, s.Bn1W, s.Bn1B, s.Bn1Mean, s.Bn1Var, s.Bn1Count, training);
         return ConvBnAct(y, s.Conv2, s.Bn2W, s.Bn2B, s.Bn2Mean, s.Bn2Var, s.Bn2Count, training);
     }

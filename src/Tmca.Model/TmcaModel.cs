@@ -72,7 +72,7 @@ public sealed class TmcaModel
     public RecomputeMode Recompute
     {
         get => _image.Recompute;
-        set { _image.Recompute = value; if (_text is not null) _text.Recompute = value; }
+        set { _image.Recompute = value; if (_text is not null) _text.Recompute = value; if (_align is not null) _align.Recompute = value; }
     }
     private readonly BertEncoder? _text;
     private readonly AlignmentHeads? _align;
@@ -103,6 +103,7 @@ public sealed class TmcaModel
         var output = new TmcaOutput { Features = feats };
         Tensor? hidden = null;
         var enhanced = (Tensor[])feats.Clone();
+        bool enhancedAreLgte = false;   // true when every F̃ is an LGTE output (then the decoder frees each once read)
         if (_text is not null)
         {
             hidden = _text.Forward(batch.Ids, batch.Mask, batch.HostMask)[^1];  // B×L×D
@@ -127,13 +128,14 @@ public sealed class TmcaModel
                         output.AttentionLogits[l] = r.Logits;
                         output.Attention[l] = r.Attention;
                         output.PixelLoss[l] = r.Pix;
-                        if (Flags.Lgte) enhanced[l] = r.FOut;
+                        if (Flags.Lgte) { enhanced[l] = r.FOut; enhancedAreLgte = true; }   // all four levels take this path, or none
                     }
                     else output.Similarity[l] = AlignmentHeads.Similarity(v, u, f.Shape[2], f.Shape[3]);
                 }
             }
         }
-        output.Logits = _decoder.Forward(enhanced, hidden, training);
+        // F̃ from the LGTE are the decoder's alone (the output carries the encoder's features, not F̃)
+        output.Logits = _decoder.Forward(enhanced, hidden, training, ownsInputs: enhancedAreLgte);
         return output;
     }
 

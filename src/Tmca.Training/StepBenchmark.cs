@@ -44,7 +44,7 @@ public static class StepBenchmark
             {
                 if (loop == "plain")
                 {
-                    opt.ZeroGrad();
+                    opt.ReleaseGrads();
                     var loss = model.Losses(model.Forward(b, training: true), b).Total;
                     tape.Backward(loss);
                     opt.StepOnce();

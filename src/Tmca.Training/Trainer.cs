@@ -230,9 +230,11 @@ public static class Trainer
     /// </summary>
     public static StepValues Step(TmcaModel model, AdamW opt, Tape tape, TmcaBatch batch, bool guard = false)
     {
+        // set to none, not zeroed (PyTorch's zero_grad(set_to_none=True) at the loop's top, as the reference does): no
+        // gradient lives through the forward pass; the last step's stay until here for a non-finite diagnosis to read
+        opt.ReleaseGrads();
         var output = model.Forward(batch, training: true);
         var losses = model.Losses(output, batch);
-        opt.ZeroGrad();
         tape.Backward(losses.Total, keep: losses.Named().Select(n => n.Value));   // the loss terms are logged after it
         Tensor? g = null;
         if (guard) using (Tape.NoGrad()) g = Ops.Scale(Ops.Reshape(losses.Total, 1), 0.0);   // 0, or NaN for a non-finite loss

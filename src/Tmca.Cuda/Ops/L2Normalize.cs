@@ -20,12 +20,12 @@ public sealed partial class CudaBackend
     }
 
     // gx += (gy − y·⟨y, gy⟩)/‖x‖ (clamped rows: gy/eps)
-    public void L2NormalizeBackward(Tensor x, Tensor y, Tensor norm, Tensor gy, Tensor gx, double eps)
+    public void L2NormalizeBackward(Tensor y, Tensor norm, Tensor gy, Tensor gx, double eps)
     {
-        RequireF32("L2 normalisation backward", x, y, norm, gy, gx);
-        BackendChecks.Same(x, y, "L2 normalisation backward"); BackendChecks.Same(x, gy, "L2 normalisation backward"); BackendChecks.Same(x, gx, "L2 normalisation backward");
-        if (x.Numel == 0) return;
-        int d = x.Shape[^1]; long rows = x.Numel / d;
+        RequireF32("L2 normalisation backward", y, norm, gy, gx);
+        BackendChecks.Same(y, gy, "L2 normalisation backward"); BackendChecks.Same(y, gx, "L2 normalisation backward");
+        if (y.Numel == 0) return;
+        int d = y.Shape[^1]; long rows = y.Numel / d;
         BackendChecks.Count(norm, rows, "L2 norms");
         var a = new KernelArgs(KernelTable.L2NormalizeBackward);
         a.Ptr(y).Ptr(norm).Ptr(gy).Ptr(gx).I64(rows).I32(d).F32(eps);

@@ -13,11 +13,11 @@ public sealed partial class CpuBackend
         else L2Ref(A<double>(x), A<double>(y), A<double>(norm), x.Numel / d, d, eps);
     }
 
-    public void L2NormalizeBackward(Tensor x, Tensor y, Tensor norm, Tensor gy, Tensor gx, double eps)
+    public void L2NormalizeBackward(Tensor y, Tensor norm, Tensor gy, Tensor gx, double eps)
     {
-        int d = x.Shape[^1];
-        if (FloatType(x, y, norm, gy, gx) == DType.F32) L2BackRef(A<float>(y), A<float>(norm), A<float>(gy), A<float>(gx), x.Numel / d, d, eps);
-        else L2BackRef(A<double>(y), A<double>(norm), A<double>(gy), A<double>(gx), x.Numel / d, d, eps);
+        int d = y.Shape[^1];
+        if (FloatType(y, norm, gy, gx) == DType.F32) L2BackRef(A<float>(y), A<float>(norm), A<float>(gy), A<float>(gx), y.Numel / d, d, eps);
+        else L2BackRef(A<double>(y), A<double>(norm), A<double>(gy), A<double>(gx), y.Numel / d, d, eps);
     }
 
     private static void L2Ref<T>(T[] x, T[] y, T[] norm, long rows, int d, double eps) where T : unmanaged, IFloatingPointIeee754<T>

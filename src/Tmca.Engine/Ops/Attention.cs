@@ -20,17 +20,32 @@ public static partial class Ops
         var q = SplitHeads(Linear(xq, w.Wq, w.Bq), heads);      // B×h×Nq×dh
         var k = SplitHeads(Linear(xk, w.Wk, w.Bk), heads);      // B×h×Nk×dh
         var v = SplitHeads(Linear(xv, w.Wv, w.Bv), heads);      // B×h×Nk×dh
-        var scores = Scale(MatMul(q, k, transB: true), 1.0 / Math.Sqrt(dh));   // B×h×Nq×Nk
-        if (keyBias is not null) scores = Add(scores, Reshape(keyBias, B, 1, 1, Nk));
-        var ctx = MatMul(Softmax(scores), v);                   // B×h×Nq×dh
+        // each intermediate that no backward reads is freed as soon as the next one exists (PyTorch frees them when
+        // the last reference goes); the softmax's output, q, k and v stay for the backward
+        var raw = MatMul(q, k, transB: true);                   // B×h×Nq×Nk
+        var scores = Scale(raw, 1.0 / Math.Sqrt(dh));
+        Discard(raw);
+        if (keyBias is not null)
+        {
+            var biased = Add(scores, Reshape(keyBias, B, 1, 1, Nk));
+            Discard(scores);
+            scores = biased;
+        }
+        var probs = Softmax(scores);
+        Discard(scores);
+        var ctx = MatMul(probs, v);                             // B×h×Nq×dh
         var merged = Reshape(Permute(ctx, 0, 2, 1, 3), B, Nq, E);
+        Discard(ctx);
         return project ? Linear(merged, w.Wo, w.Bo) : merged;
     }
 
-    /// <summary>B×N×(h·d) → B×h×N×d.</summary>
+    /// <summary>B×N×(h·d) → B×h×N×d. Takes x over: a projection's output, which only the permuted copy outlives.</summary>
     private static Tensor SplitHeads(Tensor x, int heads)
     {
         int B = x.Shape[0], N = x.Shape[1], E = x.Shape[2];
-        return Permute(Reshape(x, B, N, heads, E / heads), 0, 2, 1, 3);
+        var r = Reshape(x, B, N, heads, E / heads);
+        var y = Permute(r, 0, 2, 1, 3);
+        Discard(r, x);
+        return y;
     }
 }

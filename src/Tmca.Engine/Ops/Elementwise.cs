@@ -74,12 +74,12 @@ public static partial class Ops
                 case BinaryOp.Div:
                     if (a.RequiresGrad)
                     {
-                        var t = NewLike(y); be.Binary(BinaryOp.Div, gy, b, t, false); ReduceInto(t, a);
+                        using var t = NewLike(y); be.Binary(BinaryOp.Div, gy, b, t, false); ReduceInto(t, a);
                     }
                     if (b.RequiresGrad)
                     {   // d(a/b)/db = −a/b² = −y/b
-                        var t = NewLike(y); be.Binary(BinaryOp.Mul, gy, y, t, false);
-                        var u = NewLike(y); be.Binary(BinaryOp.Div, t, b, u, false); ReduceInto(u, b, -1.0);
+                        using var t = NewLike(y); be.Binary(BinaryOp.Mul, gy, y, t, false);
+                        using var u = NewLike(y); be.Binary(BinaryOp.Div, t, b, u, false); ReduceInto(u, b, -1.0);
                     }
                     break;
             }
@@ -92,7 +92,7 @@ public static partial class Ops
     {
         var be = gy.Backend;
         if (Shape.Equal(target.Shape, gy.Shape)) { be.Binary(BinaryOp.Mul, gy, other, target.GradOrZeros(), accumulate: true); return; }
-        var t = NewLike(gy);
+        using var t = NewLike(gy);   // freed now, not at the step's end (a full-size temporary per broadcast operand)
         be.Binary(BinaryOp.Mul, gy, other, t, false);
         ReduceInto(t, target);
     }

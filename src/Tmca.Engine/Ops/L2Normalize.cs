@@ -9,7 +9,7 @@ public static partial class Ops
         var norm = New(x, (int)(x.Numel / x.Shape[^1]));
         Op.Run("l2_normalize", x.Backend, y, Tape.Wants(x),
             () => x.Backend.L2Normalize(x, y, norm, eps),
-            () => x.Backend.L2NormalizeBackward(x, y, norm, y.Grad!, x.GradOrZeros(), eps), saves: [x, y], scratch: [norm]);
+            () => x.Backend.L2NormalizeBackward(y, norm, y.Grad!, x.GradOrZeros(), eps), saves: [y], scratch: [norm]);   // x is not read: freed at once
         return y;
     }
 }

@@ -9,7 +9,14 @@ public static partial class Ops
         var y = x.View(shape);
         y.RequiresGrad = false;
         Op.Run("reshape", x.Backend, y, Tape.Wants(x), () => { },   // a view: nothing to compute
-            () => x.Backend.Axpy(1.0, y.Grad!.View(x.Shape), x.GradOrZeros()));
+            () =>
+            {
+                // the first gradient to reach x is y's, viewed: handed over with no zero fill and no copy (the tape frees
+                // y's gradient tensor next; the storage lives on in x's). A later one, or a parameter's, is added.
+                if (x.Grad is null && !x.Persistent) { x.Grad = y.Grad!.View(x.Shape); return; }
+                using var g = y.Grad!.View(x.Shape);
+                x.Backend.Axpy(1.0, g, x.GradOrZeros());
+            });
         return y;
     }
 
@@ -109,8 +116,9 @@ public static partial class Ops
         if (Cr % (r * r) != 0) throw new ArgumentException($"pixel shuffle: {Cr} channels not divisible by {r}²");
         int C = Cr / (r * r);
         var t = Reshape(x, B, C, r, r, H, W);
-        t = Permute(t, 0, 1, 4, 2, 5, 3);          // B, C, H, r, W, r
-        return Reshape(t, B, C, H * r, W * r);
+        var p = Permute(t, 0, 1, 4, 2, 5, 3);      // B, C, H, r, W, r
+        Discard(t);                                 // the view's hold on x's storage: x is the caller's to free
+        return Reshape(p, B, C, H * r, W * r);
     }
 
     /// <summary>Average pooling with kernel = stride = k (no padding): B×C×H×W → B×C×(H/k)×(W/k).</summary>

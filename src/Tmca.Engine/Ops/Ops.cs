@@ -7,6 +7,13 @@ namespace Tmca.Engine;
 /// </summary>
 public static partial class Ops
 {
+    /// <summary>Frees forward intermediates the caller is done with (see <see cref="Tape.Discard"/>): a value no
+    /// backward reads goes back to the pool now, not when the backward starts.</summary>
+    public static void Discard(params Tensor[] ts)
+    {
+        foreach (var t in ts) Tape.Discard(t);
+    }
+
     /// <summary>The gradient buffer of a tensor that needs one, else null (backward primitives skip nulls).</summary>
     internal static Tensor? G(Tensor? t) => t is { RequiresGrad: true } ? t.GradOrZeros() : null;
 
@@ -24,7 +31,7 @@ public static partial class Ops
         else if (sign == 1.0) be.SumTo(full, g, accumulate: true);
         else
         {
-            var tmp = NewLike(target);
+            using var tmp = NewLike(target);
             be.SumTo(full, tmp, accumulate: false);
             be.Axpy(sign, tmp, g);
         }

@@ -37,8 +37,8 @@ public static class Recompute
                 // One seed for several outputs: sum them weighted by their gradients is not bit-identical, so a
                 // multi-output segment back-propagates from its last output only when the others got no gradient.
                 if (again.Length != 1) throw new NotSupportedException($"recompute segment '{name}' has {again.Length} outputs; one is supported");
-                var g = outputs[0].Grad!;
-                inner.Backward(again[0], seed: g);
+                // the outer gradient is handed over, not copied: the inner backward frees it after its first op
+                inner.Backward(again[0], seed: outputs[0].Grad!, handOverSeed: true);
             }
             foreach (var t in again) t.Dispose();
         }, saves, []);

@@ -28,6 +28,36 @@ public class GradCheckTests
     }
 
     [Theory]
+    [InlineData(1, 6, 3, 5, 4)]
+    [InlineData(2, 3, 2, 2, 5)]
+    public void GeluConv1x1(int B, int I, int H, int W, int O)
+    {
+        var r = new Rng(B * 31 + I);
+        var u = r.F64([B, I, H, W]); var w = r.F64([O, I, 1, 1], 0.4); var b = r.F64([O]);
+        GradCheck.Check(t => Ops.GeluConv1x1(t[0], t[1], t[2]), [u, w, b]);
+    }
+
+    [Theory]
+    [InlineData(new[] { 3, 5 }, 4)]
+    [InlineData(new[] { 2, 3, 6 }, 7)]
+    public void GeluLinear(int[] shape, int outF)
+    {
+        var r = new Rng(shape.Sum() + outF);
+        var u = r.F64(shape); var w = r.F64([outF, shape[^1]], 0.4); var b = r.F64([outF]);
+        GradCheck.Check(t => Ops.GeluLinear(t[0], t[1], t[2]), [u, w, b]);
+    }
+
+    [Theory]
+    [InlineData(1, 4, 3, 5)]
+    [InlineData(2, 3, 2, 2)]
+    public void AddScaled(int B, int C, int H, int W)
+    {
+        var r = new Rng(C * 13 + H);
+        var x = r.F64([B, C, H, W]); var h = r.F64([B, C, H, W]); var g = r.F64([C, 1, 1]);
+        GradCheck.Check(t => Ops.AddScaled(t[0], t[1], t[2]), [x, h, g]);
+    }
+
+    [Theory]
     [InlineData(1, 6, 9, 7, 1, 3)]    // depthwise 7×7, pad 3 (ConvNeXt)
     [InlineData(2, 4, 5, 8, 2, 3)]    // strided depthwise
     [InlineData(1, 3, 4, 3, 1, 3)]    // image smaller than the kernel

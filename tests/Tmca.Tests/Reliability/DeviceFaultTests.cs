@@ -41,18 +41,23 @@ public class DeviceFaultTests : IDisposable
     [Fact]
     public void OutOfMemoryNamesTheBytesTheOpAndABatchThatFits_AndThatBatchTrains()
     {
-        var mem = new Dictionary<string, string> { ["TMCA_SIM_MEMORY"] = "11M" };
-        var (code, _, err, _) = Train(8, mem);
+        // batch 16 runs out, batch 2 fits: the window moves each time the step needs less (the parameters' gradient
+        // buffers and moments are most of it at 32 px)
+        var mem = new Dictionary<string, string> { ["TMCA_SIM_MEMORY"] = "9472K" };   // 9.25 MiB
+        var (code, _, err, _) = Train(16, mem);
         Assert.True(code == ExitCodes.RuntimeFailure, err);
         Assert.Single(err.Trim().Split('\n'));
         // the tape frees activations as the backward goes, so batch 8's first step may fit and the second (AdamW's
         // moments now allocated) run out instead
-        Assert.Matches(@"^error: out of device memory at step [12] \(batch 8, 32 px\)", err);
-        Assert.Matches(@"[\d.]+ (bytes|KiB|MiB) requested, [\d.]+ (bytes|KiB|MiB) free of 11\.0 MiB", err);
-        var m = Regex.Match(err, @"the largest batch that fits at 32 px is (\d+) \(measured: a step peaks at [\d.]+ MiB at batch 2 and [\d.]+ MiB at batch 4\); rerun with --batch (\d+)");
+        Assert.Matches(@"^error: out of device memory at step [12] \(batch 16, 32 px\)", err);
+        Assert.Matches(@"[\d.]+ (bytes|KiB|MiB) requested, [\d.]+ (bytes|KiB|MiB) free of 9\.3 MiB", err);
+        // the advice is measured: from the peaks at batch 2 and 4, or (when batch 4 does not fit either) batch 2 alone
+        var m = Regex.Match(err, @"(?:the largest batch that fits at 32 px is (\d+) \(measured: a step peaks at [\d.]+ MiB at batch 2 and [\d.]+ MiB at batch 4\)"
+                                 + @"|batch (\d+) fits at 32 px and batch 4 does not \(measured: a step at batch 2 peaks at [\d.]+ MiB\)); rerun with --batch (\d+)");
         Assert.True(m.Success, err);
-        int fits = int.Parse(m.Groups[1].Value);
-        Assert.InRange(fits, 2, 7);
+        int fits = int.Parse(m.Groups[3].Value);
+        Assert.Equal(fits, int.Parse(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value));
+        Assert.InRange(fits, 2, 15);
 
         var (code2, o2, err2, run) = Train(fits, mem);
         Assert.True(code2 == 0, $"batch {fits} was said to fit but failed:\n{o2}\n{err2}");
