@@ -99,14 +99,17 @@ public sealed class TmcaModel
     public TmcaOutput Forward(TmcaBatch batch, bool training)
     {
         CheckInputs(batch);
+        // The text encoder runs first. The two encoders are independent, so the order changes no number, but the tape
+        // runs backward in reverse: the image encoder's backward (its activations are the step's largest) then runs
+        // before any text gradient exists, and BERT's 110 M parameter gradients are allocated only after the image
+        // activations are gone (issue 19: the peak falls by the text gradients).
+        Tensor? hidden = _text?.Forward(batch.Ids, batch.Mask, batch.HostMask)[^1];  // B×L×D
         var (_, feats) = _image.Forward(batch.Image);
         var output = new TmcaOutput { Features = feats };
-        Tensor? hidden = null;
         var enhanced = (Tensor[])feats.Clone();
         bool enhancedAreLgte = false;   // true when every F̃ is an LGTE output (then the decoder frees each once read)
-        if (_text is not null)
+        if (hidden is not null)
         {
-            hidden = _text.Forward(batch.Ids, batch.Mask, batch.HostMask)[^1];  // B×L×D
             if (_align is not null)
             {
                 var g = MaskedMean(hidden, batch.Mask, batch.HostMask);          // B×D
