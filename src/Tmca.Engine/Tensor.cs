@@ -70,25 +70,26 @@ public sealed class Tensor : IDisposable
     public static Tensor FromArray(long[] data, params int[] shape) => FromHost(data, DType.I64, shape);
     public static Tensor FromArray(byte[] data, params int[] shape) => FromHost(data, DType.U8, shape);
 
-    /// <summary>Wraps a host array on the CPU without copying (the tensor owns the array from now on).</summary>
+    /// <summary>A CPU tensor holding a copy of a host array (CPU tensors live in native memory: see <see cref="HostArray{T}"/>).</summary>
     private static Tensor FromHost(Array data, DType dtype, int[] shape)
     {
         if (shape.Length == 0) shape = new[] { data.Length };
         if (Engine.Shape.Numel(shape) != data.Length)
             throw new ArgumentException($"{data.Length} values do not fill shape {Engine.Shape.Format(shape)}");
-        return new Tensor(shape, new CpuStorage(data, dtype));
+        return new Tensor(shape, CpuStorage.CopyOf(data, dtype));
     }
 
     public static Tensor Scalar(double v, DType dtype = DType.F32, IBackend? backend = null) => Full(new[] { 1 }, v, dtype, backend);
 
     // ---- host access --------------------------------------------------------------------------------
 
-    /// <summary>The elements as a span; CPU tensors only (device tensors: use <see cref="ToArray{T}"/>).</summary>
+    /// <summary>The elements as a span; CPU tensors only (device tensors: use <see cref="ToArray{T}"/>). The span points
+    /// into native memory the tensor owns: keep the tensor referenced (or undisposed) while the span is in use.</summary>
     public Span<T> Span<T>() where T : unmanaged
     {
         if (Storage is not CpuStorage cpu)
             throw new InvalidOperationException($"tensor {Name ?? Engine.Shape.Format(Shape)} lives on {Backend.Name}; copy it to the CPU first");
-        if (cpu.Data is not T[] arr)
+        if (cpu.Data is not HostArray<T> arr)
             throw new InvalidOperationException($"tensor is {DType}, not {typeof(T).Name}");
         return arr.AsSpan(0, checked((int)Numel));
     }
@@ -96,7 +97,7 @@ public sealed class Tensor : IDisposable
     /// <summary>A fresh host copy of the elements (any backend).</summary>
     public T[] ToArray<T>() where T : unmanaged
     {
-        if (Storage is CpuStorage) return Span<T>().ToArray();
+        if (Storage is CpuStorage) { var a = Span<T>().ToArray(); GC.KeepAlive(this); return a; }
         var host = Backend.Download(this);
         if (host is not T[] arr) throw new InvalidOperationException($"tensor is {DType}, not {typeof(T).Name}");
         return arr;
@@ -126,8 +127,8 @@ public sealed class Tensor : IDisposable
     {
         var t = Zeros(Shape, DType, backend, persistent);
         if (backend == Backend) Backend.Copy(this, t);
-        else if (Storage is CpuStorage cpu) backend.Upload(cpu.Data, t);
-        else if (backend is CpuBackend) Backend.Download(this, ((CpuStorage)t.Storage).Data);
+        else if (Storage is CpuStorage cpu) backend.Upload(cpu.Data.ToManagedArray(), t);
+        else if (backend is CpuBackend) backend.Upload(Backend.Download(this), t);
         else backend.Upload(Backend.Download(this), t);
         return t;
     }

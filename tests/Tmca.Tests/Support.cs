@@ -106,9 +106,11 @@ public static class GradCheck
         double Loss()
         {
             using var _ = Tape.NoGrad();
-            var y = f(inputs).Span<double>();
+            var yt = f(inputs);
+            var y = yt.Span<double>();   // native memory: yt must stay alive while the span is read
             double s = 0;
             for (int i = 0; i < y.Length; i++) s += y[i] * rv[i];
+            GC.KeepAlive(yt);
             return s;
         }
         int checkedCount = 0;

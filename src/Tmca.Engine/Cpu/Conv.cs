@@ -43,7 +43,7 @@ public sealed partial class CpuBackend
 
     // The fast paths (im2col + blocked GEMM, or the depthwise loops), generic over float and double; the PyTorch
     // oracles and the finite-difference checks are their reference.
-    private static void Conv2dFast<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Conv2dFast<T>(ConvGeom g, HostArray<T> x, HostArray<T> w, HostArray<T>? b, HostArray<T> y, bool accumulate = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (g.Depthwise && !g.Pointwise)
         {
@@ -57,7 +57,8 @@ public sealed partial class CpuBackend
         bool threadsInGemm = g.B == 1;
         Par.For(g.B, (long)g.O * g.K * g.P, bi =>
         {
-            T[] col = g.Pointwise ? x : ColBuffer<T>(colSize);
+            Span<T> xV = x; Span<T> wV = w; Span<T> bV = b is null ? default(Span<T>) : b; Span<T> yV = y;
+            HostArray<T> col = g.Pointwise ? x : ColBuffer<T>(colSize);
             long colOff = g.Pointwise ? bi * colSize : 0;
             if (!g.Pointwise) Im2ColImage(g, x, bi, col);
             for (int gi = 0; gi < g.Groups; gi++)
@@ -67,13 +68,13 @@ public sealed partial class CpuBackend
                 for (int o = 0; o < g.O; o++)
                 {
                     var row = y.AsSpan((int)(((long)bi * g.O + o) * g.P), g.P);
-                    T bias = b[o];
+                    T bias = bV[(int)o];
                     for (int p = 0; p < row.Length; p++) row[p] += bias;
                 }
         });
     }
 
-    private static void Conv2dBackwardFast<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw, T[]? gb) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Conv2dBackwardFast<T>(ConvGeom g, HostArray<T> x, HostArray<T> w, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (gb is not null) BiasGrad(gy, gb, g.B, g.O, g.P);
         if (g.Depthwise && !g.Pointwise) { DepthwiseBackward(g, x, w, gy, gx, gw); return; }
@@ -85,12 +86,13 @@ public sealed partial class CpuBackend
         bool threadsInGemm = g.B == 1;
         var partials = Par.RangesOrdered(g.B, (long)g.O * g.K * g.P * 2, (b0, b1) =>
         {
-            var gwPart = gw is null ? null : new T[gw.Length];
-            var gcol = gx is null || g.Pointwise ? null : new T[colSize];
+            Span<T> xV = x; Span<T> wV = w; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw; Span<T> gbV = gb is null ? default(Span<T>) : gb;
+            var gwPart = gw is null ? null : CpuArrayPool.RentTemp<T>(gw.LongLength, zero: true);
+            var gcol = gx is null || g.Pointwise ? null : CpuArrayPool.RentTemp<T>(colSize, zero: false);
             for (long bl = b0; bl < b1; bl++)
             {
                 int bi = (int)bl;
-                T[] col = g.Pointwise ? x : ColBuffer<T>(colSize);
+                HostArray<T> col = g.Pointwise ? x : ColBuffer<T>(colSize);
                 long colOff = g.Pointwise ? bi * colSize : 0;
                 if (gwPart is not null && !g.Pointwise) Im2ColImage(g, x, bi, col);
                 for (int gi = 0; gi < g.Groups; gi++)
@@ -112,11 +114,16 @@ public sealed partial class CpuBackend
                 }
                 if (gx is not null && !g.Pointwise) Col2ImAddImage(g, gcol!, gx, bi);
             }
+            CpuArrayPool.ReturnTemp(gcol);
             return gwPart;
         });
         if (gw is not null)
             foreach (var part in partials)
-                for (int i = 0; i < gw.Length; i++) gw[i] += part![i];
+            {
+                Span<T> gwV = gw, partV = part!;
+                for (int i = 0; i < gwV.Length; i++) gwV[i] += partV[i];
+                CpuArrayPool.ReturnTemp(part);
+            }
     }
 
     /// <summary>
@@ -126,27 +133,30 @@ public sealed partial class CpuBackend
     /// (a conv that widens, like the segmentation head's, would read a larger im2col instead). Returns false (and
     /// does nothing) where it does not pay or apply: O &gt; C, strides, groups, 1×1, non-square kernels, padding beyond k−1.
     /// </summary>
-    private static bool DataGradientAsConvolution<T>(ConvGeom g, T[] w, T[] gy, T[] gx) where T : unmanaged, IFloatingPointIeee754<T>
+    private static bool DataGradientAsConvolution<T>(ConvGeom g, HostArray<T> w, HostArray<T> gy, HostArray<T> gx) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<T> wV = w; Span<T> gyV = gy; Span<T> gxV = gx;
         if (g.O > g.C || g.Stride != 1 || g.Groups != 1 || g.Pointwise || g.Kh != g.Kw || g.Pad > g.Kh - 1) return false;
         int k = g.Kh;
-        var flipped = new T[w.Length];
+        var flipped = CpuArrayPool.RentTemp<T>(w.LongLength, zero: false);
         for (int o = 0; o < g.O; o++)
             for (int c = 0; c < g.C; c++)
                 for (int i = 0; i < k; i++)
                     for (int j = 0; j < k; j++)
-                        flipped[((c * g.O + o) * k + (k - 1 - i)) * k + (k - 1 - j)] = w[((o * g.C + c) * k + i) * k + j];
+                        flipped[((c * g.O + o) * k + (k - 1 - i)) * k + (k - 1 - j)] = wV[(int)(((o * g.C + c) * k + i) * k + j)];
         var transposed = new ConvGeom(g.B, g.O, g.Ho, g.Wo, g.C, k, k, g.H, g.W, 1, k - 1 - g.Pad, 1);
         Conv2dFast(transposed, gy, flipped, null, gx, accumulate: true);
+        CpuArrayPool.ReturnTemp(flipped);
         return true;
     }
 
     /// <summary>A per-thread scratch buffer for one image's columns (reused across calls).</summary>
-    private static T[] ColBuffer<T>(long size) where T : unmanaged => ScratchBuffers<T>.Get(0, size);
+    private static HostArray<T> ColBuffer<T>(long size) where T : unmanaged => ScratchBuffers<T>.Get(0, size);
 
     /// <summary>col[(c·kh + i)·kw + j, oh·Wo + ow] = x[b, c, oh·s − pad + i, ow·s − pad + j] (0 outside), one image.</summary>
-    private static void Im2ColImage<T>(ConvGeom g, T[] x, int bi, T[] col) where T : unmanaged, INumberBase<T>
+    private static void Im2ColImage<T>(ConvGeom g, HostArray<T> x, int bi, HostArray<T> col) where T : unmanaged, INumberBase<T>
     {
+        Span<T> xV = x; Span<T> colV = col;
         for (int c = 0; c < g.C; c++)
         {
             var plane = x.AsSpan((int)(((long)bi * g.C + c) * g.H * g.W), g.H * g.W);
@@ -171,8 +181,9 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>The adjoint of <see cref="Im2ColImage{T}"/>: gx[b, c, ih, iw] += every column entry that read it.</summary>
-    private static void Col2ImAddImage<T>(ConvGeom g, T[] col, T[] gx, int bi) where T : unmanaged, INumberBase<T>
+    private static void Col2ImAddImage<T>(ConvGeom g, HostArray<T> col, HostArray<T> gx, int bi) where T : unmanaged, INumberBase<T>
     {
+        Span<T> colV = col; Span<T> gxV = gx;
         for (int c = 0; c < g.C; c++)
         {
             var plane = gx.AsSpan((int)(((long)bi * g.C + c) * g.H * g.W), g.H * g.W);
@@ -196,17 +207,18 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>gb[o] += Σ_{b,p} gy[b, o, p], accumulated in float64.</summary>
-    private static void BiasGrad<T>(T[] gy, T[] gb, int B, int O, int P) where T : unmanaged, INumberBase<T>
+    private static void BiasGrad<T>(HostArray<T> gy, HostArray<T> gb, int B, int O, int P) where T : unmanaged, INumberBase<T>
     {
         Par.For(O, (long)B * P, o =>
         {
+            Span<T> gyV = gy; Span<T> gbV = gb;
             double s = 0;
             for (int bi = 0; bi < B; bi++)
             {
                 long off = ((long)bi * O + o) * P;
-                for (int p = 0; p < P; p++) s += double.CreateTruncating(gy[off + p]);
+                for (int p = 0; p < P; p++) s += double.CreateTruncating(gyV[(int)(off + p)]);
             }
-            gb[o] += T.CreateTruncating(s);
+            gbV[(int)o] += T.CreateTruncating(s);
         });
     }
 
@@ -215,15 +227,16 @@ public sealed partial class CpuBackend
     // bounds logic and run over whole output rows with SIMD. Stride 1 (ConvNeXt) takes that path; other
     // strides use the direct loops below it.
 
-    private static void DepthwiseForward<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void DepthwiseForward<T>(ConvGeom g, HostArray<T> x, HostArray<T> w, HostArray<T>? b, HostArray<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (g.Stride == 1 && g.Kh == g.Kw) { DepthwiseForwardPadded(g, x, w, b, y); return; }
         Par.For(g.B * g.C, (long)g.P * g.Kh * g.Kw, bc =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> bV = b is null ? default(Span<T>) : b; Span<T> yV = y;
             int c = bc % g.C;
             long xo = (long)bc * g.H * g.W, yo = (long)bc * g.P, wo = (long)c * g.Kh * g.Kw;
-            T bias = b is null ? T.Zero : b[c];
-            for (int p = 0; p < g.P; p++) y[yo + p] = bias;
+            T bias = b is null ? T.Zero : bV[(int)c];
+            for (int p = 0; p < g.P; p++) yV[(int)(yo + p)] = bias;
             for (int oh = 0; oh < g.Ho; oh++)
                 for (int i = 0; i < g.Kh; i++)
                 {
@@ -231,21 +244,22 @@ public sealed partial class CpuBackend
                     if ((uint)ih >= (uint)g.H) continue;
                     for (int j = 0; j < g.Kw; j++)
                     {
-                        T wv = w[wo + i * g.Kw + j];
+                        T wv = wV[(int)(wo + i * g.Kw + j)];
                         var (ow0, ow1) = ValidOutputs(j, g.Stride, g.Pad, g.W, g.Wo);
                         long yr = yo + (long)oh * g.Wo, xr = xo + (long)ih * g.W - g.Pad + j;
-                        for (int ow = ow0; ow < ow1; ow++) y[yr + ow] += wv * x[xr + (long)ow * g.Stride];
+                        for (int ow = ow0; ow < ow1; ow++) yV[(int)(yr + ow)] += wv * xV[(int)(xr + (long)ow * g.Stride)];
                     }
                 }
         });
     }
 
-    private static void DepthwiseBackward<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void DepthwiseBackward<T>(ConvGeom g, HostArray<T> x, HostArray<T> w, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (g.Stride == 1 && g.Kh == g.Kw) { DepthwiseBackwardPadded(g, x, w, gy, gx, gw); return; }
         // One task per channel so the weight gradient needs no locking; images loop inside.
         Par.For(g.C, (long)g.B * g.P * g.Kh * g.Kw, c =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw;
             long wo = (long)c * g.Kh * g.Kw;
             Span<double> acc = stackalloc double[g.Kh * g.Kw];
             acc.Clear();
@@ -265,18 +279,18 @@ public sealed partial class CpuBackend
                             if (gw is not null)
                             {
                                 T s = T.Zero;
-                                for (int ow = ow0; ow < ow1; ow++) s += gy[yr + ow] * x[xr + (long)ow * g.Stride];
+                                for (int ow = ow0; ow < ow1; ow++) s += gyV[(int)(yr + ow)] * xV[(int)(xr + (long)ow * g.Stride)];
                                 acc[i * g.Kw + j] += double.CreateTruncating(s);
                             }
                             if (gx is not null)
                             {
-                                T wv = w[wo + i * g.Kw + j];
-                                for (int ow = ow0; ow < ow1; ow++) gx[xr + (long)ow * g.Stride] += wv * gy[yr + ow];
+                                T wv = wV[(int)(wo + i * g.Kw + j)];
+                                for (int ow = ow0; ow < ow1; ow++) gxV[(int)(xr + (long)ow * g.Stride)] += wv * gyV[(int)(yr + ow)];
                             }
                         }
                     }
             }
-            if (gw is not null) for (int t = 0; t < acc.Length; t++) gw[wo + t] += T.CreateTruncating(acc[t]);
+            if (gw is not null) for (int t = 0; t < acc.Length; t++) gwV[(int)(wo + t)] += T.CreateTruncating(acc[t]);
         });
     }
 
@@ -319,21 +333,22 @@ public sealed partial class CpuBackend
         }
     }
 
-    private static void DepthwiseForwardPadded<T>(ConvGeom g, T[] x, T[] w, T[]? b, T[] y) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void DepthwiseForwardPadded<T>(ConvGeom g, HostArray<T> x, HostArray<T> w, HostArray<T>? b, HostArray<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int k = g.Kh, Hp = g.H + 2 * g.Pad, Wp = g.W + 2 * g.Pad;
         // The vector loads stay inside the padded plane: its last row/column is exactly the last one read.
         Par.For(g.B * g.C, (long)g.P * k * k, bc =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> bV = b is null ? default(Span<T>) : b; Span<T> yV = y;
             int c = bc % g.C;
             var xp = ScratchBuffers<T>.Get(1, (long)Hp * Wp).AsSpan(0, Hp * Wp);
             PadPlane<T>(x.AsSpan((int)((long)bc * g.H * g.W), g.H * g.W), g.H, g.W, g.Pad, xp);
             CorrelatePlane<T>(xp, Wp, w.AsSpan(c * k * k, k * k), k, y.AsSpan((int)((long)bc * g.P), g.P), g.Ho, g.Wo,
-                              b is null ? T.Zero : b[c], accumulate: false);
+                              b is null ? T.Zero : bV[(int)c], accumulate: false);
         });
     }
 
-    private static void DepthwiseBackwardPadded<T>(ConvGeom g, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void DepthwiseBackwardPadded<T>(ConvGeom g, HostArray<T> x, HostArray<T> w, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int k = g.Kh, pad = g.Pad, Hp = g.H + 2 * pad, Wp = g.W + 2 * pad;
         int qpad = k - 1 - pad, Hq = g.Ho + 2 * qpad, Wq = g.Wo + 2 * qpad;
@@ -341,8 +356,9 @@ public sealed partial class CpuBackend
         // One task per channel: the weight gradient is private to it; images loop inside.
         Par.For(g.C, (long)g.B * g.P * k * k * 2, c =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw;
             var flipped = new T[k * k];
-            for (int t = 0; t < k * k; t++) flipped[t] = w[c * k * k + (k * k - 1 - t)];
+            for (int t = 0; t < k * k; t++) flipped[t] = wV[(int)(c * k * k + (k * k - 1 - t))];
             var acc = new Vector<T>[k * k];
             var xp = ScratchBuffers<T>.Get(1, (long)Hp * Wp).AsSpan(0, Hp * Wp);
             var gq = ScratchBuffers<T>.Get(2, (long)Hq * Wq).AsSpan(0, Hq * Wq);
@@ -358,7 +374,7 @@ public sealed partial class CpuBackend
                     CorrelatePlane<T>(gq, Wq, flipped, k, gx.AsSpan((int)(bc * g.H * g.W), g.H * g.W), g.H, g.W, T.Zero, accumulate: true);
                 }
                 if (gw is null) continue;
-                // gw[i, j] += Σ_{oh, ow} gy[oh, ow]·xp[oh + i, ow + j]
+                // gwV[(int)(i, j)] += Σ_{oh, ow} gyV[(int)(oh, ow)]·xp[oh + i, ow + j]
                 PadPlane<T>(x.AsSpan((int)(bc * g.H * g.W), g.H * g.W), g.H, g.W, pad, xp);
                 for (int oh = 0; oh < g.Ho; oh++)
                 {
@@ -378,7 +394,7 @@ public sealed partial class CpuBackend
                 }
             }
             if (gw is not null)
-                for (int t = 0; t < k * k; t++) gw[c * k * k + t] += Vector.Sum(acc[t]) + tail[t];
+                for (int t = 0; t < k * k; t++) gwV[(int)(c * k * k + t)] += Vector.Sum(acc[t]) + tail[t];
         });
     }
 
@@ -411,15 +427,16 @@ public sealed partial class CpuBackend
     private static (int, int, int, int, int) TransposeGeometry(Tensor x, Tensor w, int k) => BackendChecks.ConvTranspose(x, w, k);
 
     // z_b [(o,di,dj) × (i,j)] = wᵀ [(o,di,dj) × c] · x_b [c × (i,j)], then y[b, o, k·i+di, k·j+dj] = z_b + bias[o].
-    private static void ConvTRef<T>(int B, int C, int H, int W, int O, int k, T[] x, T[] w, T[]? b, T[] y) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void ConvTRef<T>(int B, int C, int H, int W, int O, int k, HostArray<T> x, HostArray<T> w, HostArray<T>? b, HostArray<T> y) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int HW = H * W, OKK = O * k * k;
-        var z = new T[(long)B * OKK * HW];
+        var z = CpuArrayPool.RentTemp<T>((long)B * OKK * HW, zero: false);
         GemmT(true, false, OKK, HW, C, 1.0, w, 0, 0, x, 0, (long)C * HW, 0.0, z, 0, (long)OKK * HW, B);
         Par.For(B * O, (long)k * k * HW, bo =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> bV = b is null ? default(Span<T>) : b; Span<T> yV = y;
             int o = bo % O, bi = bo / O;
-            T bias = b is null ? T.Zero : b[o];
+            T bias = b is null ? T.Zero : bV[(int)o];
             for (int di = 0; di < k; di++)
                 for (int dj = 0; dj < k; dj++)
                 {
@@ -427,21 +444,23 @@ public sealed partial class CpuBackend
                     for (int i = 0; i < H; i++)
                     {
                         long yr = ((long)bo * H * k + i * k + di) * W * k + dj;
-                        for (int j = 0; j < W; j++) y[yr + j * k] = z[zr + i * W + j] + bias;
+                        for (int j = 0; j < W; j++) yV[(int)(yr + j * k)] = z[zr + i * W + j] + bias;
                     }
                 }
         });
+        CpuArrayPool.ReturnTemp(z);
     }
 
-    private static void ConvTBackwardRef<T>(int B, int C, int H, int W, int O, int k, T[] x, T[] w, T[] gy, T[]? gx, T[]? gw, T[]? gb) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void ConvTBackwardRef<T>(int B, int C, int H, int W, int O, int k, HostArray<T> x, HostArray<T> w, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int HW = H * W, OKK = O * k * k;
         if (gb is not null) BiasGrad(gy, gb, B, O, HW * k * k);
         if (gx is null && gw is null) return;
-        // gather gz_b [(o,di,dj) × (i,j)] = gy[b, o, k·i+di, k·j+dj]
-        var gz = new T[(long)B * OKK * HW];
+        // gather gz_b [(o,di,dj) × (i,j)] = gyV[(int)(b, o, k·i+di, k·j+dj)]
+        var gz = CpuArrayPool.RentTemp<T>((long)B * OKK * HW, zero: false);
         Par.For(B * O, (long)k * k * HW, bo =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw; Span<T> gbV = gb is null ? default(Span<T>) : gb;
             int o = bo % O, bi = bo / O;
             for (int di = 0; di < k; di++)
                 for (int dj = 0; dj < k; dj++)
@@ -450,7 +469,7 @@ public sealed partial class CpuBackend
                     for (int i = 0; i < H; i++)
                     {
                         long yr = ((long)bo * H * k + i * k + di) * W * k + dj;
-                        for (int j = 0; j < W; j++) gz[zr + i * W + j] = gy[yr + j * k];
+                        for (int j = 0; j < W; j++) gz[zr + i * W + j] = gyV[(int)(yr + j * k)];
                     }
                 }
         });
@@ -460,14 +479,15 @@ public sealed partial class CpuBackend
         if (gw is not null)
             for (int bi = 0; bi < B; bi++)
                 GemmT(false, true, C, OKK, HW, 1.0, x, (long)bi * C * HW, 0, gz, (long)bi * OKK * HW, 0, 1.0, gw, 0, 0, 1);
+        CpuArrayPool.ReturnTemp(gz);
     }
 
     /// <summary>GEMM on raw arrays in the kernel's float type: the float fast path or the reference.</summary>
-    internal static void GemmT<T>(bool ta, bool tb, int m, int n, int k, double alpha, T[] a, long offA, long sA, T[] b, long offB, long sB,
-                                  double beta, T[] c, long offC, long sC, int batch, bool threads = true) where T : unmanaged, INumberBase<T>
+    internal static void GemmT<T>(bool ta, bool tb, int m, int n, int k, double alpha, HostArray<T> a, long offA, long sA, HostArray<T> b, long offB, long sB,
+                                  double beta, HostArray<T> c, long offC, long sC, int batch, bool threads = true) where T : unmanaged, INumberBase<T>
     {
         if (typeof(T) == typeof(float))
-            GemmF32.Run(ta, tb, m, n, k, (float)alpha, (float[])(object)a, offA, sA, (float[])(object)b, offB, sB, (float)beta, (float[])(object)c, offC, sC, batch, threads);
+            GemmF32.Run(ta, tb, m, n, k, (float)alpha, (HostArray<float>)(object)a, offA, sA, (HostArray<float>)(object)b, offB, sB, (float)beta, (HostArray<float>)(object)c, offC, sC, batch, threads);
         else GemmRef(ta, tb, m, n, k, alpha, a, offA, sA, b, offB, sB, beta, c, offC, sC, batch);
     }
 }

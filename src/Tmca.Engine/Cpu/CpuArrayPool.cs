@@ -1,9 +1,9 @@
 namespace Tmca.Engine;
 
 /// <summary>
-/// Recycles the large arrays behind CPU tensors. A training step allocates hundreds of megabytes of
-/// activations and gradients with the same shapes every step; handing them back to the garbage collector
-/// means large-object-heap collections and zeroing on every step. Tensors disposed by the tape or a
+/// Recycles the large native arrays (<see cref="HostArray{T}"/>) behind CPU tensors. A training step allocates hundreds
+/// of megabytes of activations and gradients with the same shapes every step; mapping fresh pages for each means page
+/// faults and zeroing on every step. Tensors disposed by the tape or a
 /// <see cref="TensorScope"/> return their arrays here, keyed by (type, length); the next rental of that size takes
 /// one back. Small arrays are left to the GC. TMCA_POISON=1 fills uninitialised rentals with NaN so that a kernel
 /// that forgets to write an element cannot go unnoticed (the test suite runs with it on).
@@ -11,28 +11,26 @@ namespace Tmca.Engine;
 /// The cache is bounded so that it never holds more than the work needs (issue 19): live + cached bytes stay under a
 /// high-water mark, the largest live peak of one unit of work (a training step, an evaluation batch) seen so far. A
 /// step that repeats the last one's shapes finds every array it needs cached and allocates nothing; an array
-/// returned above the mark goes to the GC instead. At the end of each unit of work (the outermost
-/// <see cref="TensorScope"/> closing, <see cref="EndOfWork"/>) arrays of sizes the unit did not rent are dropped, and
-/// when that frees a lot a full collection gives the memory back, so the process's peak RSS is the live peak plus
-/// little, not the live peak plus the previous step's leftovers.
+/// returned above the mark is freed instead (its pages go back to the kernel at once). At the end of each unit of work
+/// (the outermost <see cref="TensorScope"/> closing, <see cref="EndOfWork"/>) arrays of sizes the unit did not rent are
+/// freed, so the process's peak RSS is the live peak plus little, not the live peak plus the previous step's leftovers.
 /// </summary>
 public static class CpuArrayPool
 {
     private const long MinElements = 1024;
-    /// <summary>Cached bytes freed by a trim above which the trim runs a full collection (the dropped arrays are large
-    /// objects: without one they stay in the heap until the GC's own budget runs out).</summary>
-    private const long CollectAfterBytes = 64L << 20;
 
     private sealed class Bucket
     {
-        public readonly Stack<Array> Arrays = new();
+        public readonly Stack<HostBuffer> Arrays = new();
         public bool RentedThisUnit;
     }
 
     private static readonly Dictionary<(DType, long), Bucket> Free = new();
+    /// <summary>Freed arrays' pages kept for assembling others (<see cref="PageRuns"/>), counted in the cached bytes.</summary>
+    private static readonly List<(nint Ptr, long Bytes)> Spare = new();
     private static readonly object Lock = new();
     private static long _cachedBytes, _liveBytes, _peakLiveBytes, _unitPeakBytes, _highWater;
-    private static long _droppedSinceCollect;
+    private static long _freshBytes;
     [ThreadStatic] private static long _threadLive;
 
     /// <summary>Bytes of pooled arrays (≥ 1,024 elements) rented on this thread and not yet given back: the live
@@ -62,7 +60,7 @@ public static class CpuArrayPool
         if (count >= MinElements)
         {
             long bytes = count * dtype.SizeOf();
-            Array? a = null;
+            HostBuffer? a = null;
             lock (Lock)
             {
                 if (!Free.TryGetValue((dtype, count), out var bucket)) Free[(dtype, count)] = bucket = new Bucket();
@@ -77,68 +75,125 @@ public static class CpuArrayPool
             _threadLive += bytes;
             if (a is not null)
             {
-                if (zero) Array.Clear(a);
+                if (zero) a.ByteSpan().Clear();
                 else if (Poison) FillNaN(a);
                 return new CpuStorage(a, dtype) { Pooled = true };
             }
-            MakeRoom(bytes);
-            var data = CpuStorage.Allocate(dtype, count).Data;
+            // A miss: the array is assembled from spare page runs (freed arrays' pages, already resident), and where
+            // the pool is at its mark from cached arrays of other sizes taken apart; only the rest is fresh pages.
+            HostBuffer data;
+            var runs = HostBuffer.Maps(bytes) ? TakeRuns(bytes) : null;
+            if (runs is { Count: > 0 })
+            {
+                var (ptr, reused) = PageRuns.Assemble(bytes, runs);
+                data = HostBuffer.Adopt(dtype, ptr, count, bytes);
+                if (zero) data.ByteSpan()[..(int)Math.Min(reused, bytes)].Clear();   // the fresh pages beyond are zero already
+                Interlocked.Add(ref _freshBytes, Math.Max(0, bytes - reused));
+            }
+            else
+            {
+                Interlocked.Add(ref _freshBytes, bytes);
+                data = CpuStorage.NewBuffer(dtype, count, zero, pressure: false);
+            }
+            MakeRoom();
             if (!zero && Poison) FillNaN(data);
             return new CpuStorage(data, dtype) { Pooled = true };
         }
-        var fresh = CpuStorage.Allocate(dtype, count);
+        var fresh = CpuStorage.Allocate(dtype, count, zero);
         if (!zero && Poison) FillNaN(fresh.Data);
         return fresh;
     }
 
-    internal static void Return(Array a, DType dtype)
+    /// <summary>A kernel's own temporary (per-thread partials, gathered operands), from the pool like a tensor's elements,
+    /// so that it neither allocates a fresh mapping every call nor sits outside the pool's accounting. Give it back
+    /// with <see cref="ReturnTemp"/>.</summary>
+    internal static HostArray<T> RentTemp<T>(long count, bool zero) where T : unmanaged =>
+        (HostArray<T>)Rent(DTypeOf<T>(), count, zero).Data;
+
+    internal static void ReturnTemp<T>(HostArray<T>? a) where T : unmanaged
     {
-        long bytes = (long)a.Length * dtype.SizeOf();
+        if (a is null) return;
+        if (a.LongLength >= MinElements) Return(a, DTypeOf<T>());
+        else a.Free();
+    }
+
+    private static DType DTypeOf<T>() where T : unmanaged =>
+        typeof(T) == typeof(float) ? DType.F32 : typeof(T) == typeof(double) ? DType.F64 : typeof(T) == typeof(long) ? DType.I64
+        : typeof(T) == typeof(byte) ? DType.U8 : throw new NotSupportedException(typeof(T).Name);
+
+    internal static void Return(HostBuffer a, DType dtype)
+    {
+        long bytes = a.LongLength * dtype.SizeOf();
         _threadLive -= bytes;
         lock (Lock)
         {
             _liveBytes -= bytes;
-            // Above the mark the array goes to the GC: keeping it would make the pool hold more than the work needs.
-            if (_liveBytes + _cachedBytes + bytes > Bound) { _droppedSinceCollect += bytes; return; }
-            if (!Free.TryGetValue((dtype, a.Length), out var bucket)) Free[(dtype, a.Length)] = bucket = new Bucket();
+            // Above the mark the array is freed: keeping it would make the pool hold more than the work needs.
+            if (_liveBytes + _cachedBytes + bytes > Bound) { a.Free(); return; }
+            if (!Free.TryGetValue((dtype, a.LongLength), out var bucket)) Free[(dtype, a.LongLength)] = bucket = new Bucket();
             bucket.Arrays.Push(a);
             _cachedBytes += bytes;
         }
     }
 
     /// <summary>
-    /// Before a fresh allocation of <paramref name="bytes"/> (a miss; already counted live): cached arrays of other
-    /// sizes go, largest first, until the pool is back under its mark, and once the arrays let go since the last
-    /// collection pass <see cref="CollectAfterBytes"/> a full collection reclaims them first — so that the new array
-    /// takes their place in the heap instead of growing it. Without this a step whose shapes do not repeat exactly
-    /// grows the process by the garbage the GC has not yet collected (on the tiny step, ≈1 GiB above the live peak).
+    /// Before a fresh allocation (a miss; already counted live): cached arrays of other sizes are freed, largest first,
+    /// until the pool is back under its mark, so that the new array takes their place in memory instead of adding to it.
     /// </summary>
-    private static void MakeRoom(long bytes)
+    private static void MakeRoom()
     {
-        bool collect;
         lock (Lock)
         {
-            if (_liveBytes + _cachedBytes > Bound)
+            if (_liveBytes + _cachedBytes <= Bound) return;
+            while (Spare.Count > 0 && _liveBytes + _cachedBytes > Bound) FreeSpare();
+            foreach (var (key, bucket) in Free.OrderByDescending(kv => kv.Key.Item2 * kv.Key.Item1.SizeOf()))
+            {
+                while (bucket.Arrays.Count > 0 && _liveBytes + _cachedBytes > Bound) Drop(key, bucket, 1);
+                if (_liveBytes + _cachedBytes <= Bound) break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Page runs for a new array of <paramref name="bytes"/> (already counted live), at most its page-rounded size:
+    /// spare runs first; then, where the pool is at its mark, cached arrays taken apart, largest first. The runs leave
+    /// the cache's count.
+    /// </summary>
+    private static List<(nint, long)> TakeRuns(long bytes)
+    {
+        long need = PageRuns.RoundUp(bytes), got = 0;
+        var runs = new List<(nint, long)>();
+        lock (Lock)
+        {
+            while (got < need && Spare.Count > 0)
+            {
+                var (p, b) = Spare[^1];
+                Spare.RemoveAt(Spare.Count - 1);
+                long take = Math.Min(b, need - got);
+                if (take < b) Spare.Add((p + (nint)take, b - take));   // the tail stays spare
+                runs.Add((p, take)); got += take; _cachedBytes -= take;
+            }
+            if (got < need && _liveBytes + _cachedBytes > Bound)
                 foreach (var (key, bucket) in Free.OrderByDescending(kv => kv.Key.Item2 * kv.Key.Item1.SizeOf()))
                 {
-                    while (bucket.Arrays.Count > 0 && _liveBytes + _cachedBytes > Bound) Drop(key, bucket, 1);
-                    if (_liveBytes + _cachedBytes <= Bound) break;
+                    while (got < need && bucket.Arrays.Count > 0 && bucket.Arrays.Peek().Movable && _liveBytes + _cachedBytes > Bound)
+                    {
+                        var a = bucket.Arrays.Pop();
+                        _cachedBytes -= key.Item2 * key.Item1.SizeOf();
+                        var (p, b) = a.Detach();
+                        long take = Math.Min(b, need - got);
+                        if (take < b) { Spare.Add((p + (nint)take, b - take)); _cachedBytes += b - take; }
+                        runs.Add((p, take)); got += take;
+                    }
+                    if (got >= need || _liveBytes + _cachedBytes <= Bound) break;
                 }
-            collect = _droppedSinceCollect >= Math.Max(CollectAfterBytes, bytes);
-            if (collect) _droppedSinceCollect = 0;
         }
-        if (collect) Collect();
+        return runs;
     }
 
-    private static void Collect()
-    {
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
-        Interlocked.Increment(ref _collections);
-    }
-
-    private static long _collections;
-    /// <summary>Full collections the pool has asked for (diagnostics: a steady training step should need none).</summary>
-    public static long Collections => Interlocked.Read(ref _collections);
+    /// <summary>Bytes of pooled arrays allocated fresh (misses), since the process started: a steady training step that
+    /// repeats its shapes should add little here (diagnostics, the pool's tests).</summary>
+    public static long FreshBytes => Interlocked.Read(ref _freshBytes);
 
     /// <summary>What live + cached may reach (under Lock): the high-water mark, or during the first unit of work, whose
     /// needs are not known yet, its live peak so far.</summary>
@@ -155,19 +210,18 @@ public static class CpuArrayPool
     /// The end of a unit of work (called when the outermost <see cref="TensorScope"/> closes): the high-water mark
     /// becomes the largest live peak of any unit so far, arrays of sizes this unit did not rent are dropped (a batch
     /// shape that changed, an evaluation after training), the cache is cut back under the mark, and a full collection
-    /// runs when that let go of more than <see cref="CollectAfterBytes"/>.
     /// </summary>
     public static void EndOfWork()
     {
-        bool collect;
         lock (Lock)
         {
             _highWater = Math.Max(_highWater, _unitPeakBytes);
             foreach (var (key, bucket) in Free)
             {
-                if (!bucket.RentedThisUnit) Drop(key, bucket, bucket.Arrays.Count);
+                if (!bucket.RentedThisUnit) ToSpare(key, bucket, bucket.Arrays.Count);   // pages kept for other sizes
                 bucket.RentedThisUnit = false;
             }
+            while (Spare.Count > 0 && _liveBytes + _cachedBytes > _highWater) FreeSpare();
             if (_liveBytes + _cachedBytes > _highWater)
                 foreach (var (key, bucket) in Free.OrderByDescending(kv => kv.Key.Item2))
                 {
@@ -175,10 +229,7 @@ public static class CpuArrayPool
                     if (_liveBytes + _cachedBytes <= _highWater) break;
                 }
             _unitPeakBytes = _liveBytes;
-            collect = _droppedSinceCollect > CollectAfterBytes;
-            if (collect) _droppedSinceCollect = 0;
         }
-        if (collect) Collect();
     }
 
     /// <summary>Empties the cache and forgets the high-water mark (tests; a program between unrelated workloads).</summary>
@@ -188,27 +239,49 @@ public static class CpuArrayPool
         {
             foreach (var (key, bucket) in Free) Drop(key, bucket, bucket.Arrays.Count);
             Free.Clear();
+            while (Spare.Count > 0) FreeSpare();
             _highWater = 0;
             _unitPeakBytes = _liveBytes;
-            _droppedSinceCollect = 0;
         }
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: false);
+    }
+
+    private static void FreeSpare()   // under Lock
+    {
+        var (p, b) = Spare[^1];
+        Spare.RemoveAt(Spare.Count - 1);
+        PageRuns.Unmap(p, b);
+        _cachedBytes -= b;
+    }
+
+    /// <summary>Takes <paramref name="n"/> cached arrays of a bucket apart into spare runs (pages kept; others freed).</summary>
+    private static void ToSpare((DType, long) key, Bucket bucket, int n)   // under Lock
+    {
+        long bytes = key.Item2 * key.Item1.SizeOf();
+        for (int i = 0; i < n; i++)
+        {
+            var a = bucket.Arrays.Pop();
+            _cachedBytes -= bytes;
+            if (!a.Movable) { a.Free(); continue; }
+            var run = a.Detach();
+            Spare.Add(run);
+            _cachedBytes += run.Bytes;
+        }
     }
 
     private static void Drop((DType, long) key, Bucket bucket, int n)   // under Lock
     {
         long bytes = key.Item2 * key.Item1.SizeOf();
-        for (int i = 0; i < n; i++) { bucket.Arrays.Pop(); _cachedBytes -= bytes; _droppedSinceCollect += bytes; }
+        for (int i = 0; i < n; i++) { bucket.Arrays.Pop().Free(); _cachedBytes -= bytes; }
     }
 
-    private static void FillNaN(Array a)
+    private static void FillNaN(HostBuffer a)
     {
         switch (a)
         {
-            case float[] f: f.AsSpan().Fill(float.NaN); break;
-            case double[] d: d.AsSpan().Fill(double.NaN); break;
-            case long[] l: l.AsSpan().Fill(long.MinValue); break;
-            case byte[] b: b.AsSpan().Fill(0xCD); break;
+            case HostArray<float> f: f.AsSpan().Fill(float.NaN); break;
+            case HostArray<double> d: d.AsSpan().Fill(double.NaN); break;
+            case HostArray<long> l: l.AsSpan().Fill(long.MinValue); break;
+            case HostArray<byte> b: b.AsSpan().Fill(0xCD); break;
         }
     }
 }

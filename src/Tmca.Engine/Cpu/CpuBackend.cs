@@ -28,25 +28,40 @@ public sealed partial class CpuBackend : IBackend
     public void Upload(Array host, Tensor dst)
     {
         var d = Arr(dst);
-        if (host.GetType() != d.GetType()) throw new ArgumentException($"upload of {host.GetType().Name} into a {dst.DType} tensor");
+        if (host.GetType().GetElementType() != d.GetType().GetGenericArguments()[0]) throw new ArgumentException($"upload of {host.GetType().Name} into a {dst.DType} tensor");
         if (host.Length < dst.Numel) throw new ArgumentException($"upload of {host.Length} values into {dst.Numel}");
-        Array.Copy(host, d, dst.Numel);
+        int bytes = checked((int)(dst.Numel * dst.DType.SizeOf()));
+        System.Runtime.InteropServices.MemoryMarshal.AsBytes(AsSpan(host))[..bytes].CopyTo(d.ByteSpan());
     }
 
     public Array Download(Tensor src)
     {
-        var a = Array.CreateInstance(Arr(src).GetType().GetElementType()!, src.Numel);
-        Array.Copy(Arr(src), a, src.Numel);
+        var a = Array.CreateInstance(Arr(src).GetType().GetGenericArguments()[0], src.Numel);
+        Download(src, a);
         return a;
     }
 
-    public void Download(Tensor src, Array host) => Array.Copy(Arr(src), host, src.Numel);
+    public void Download(Tensor src, Array host)
+    {
+        int bytes = checked((int)(src.Numel * src.DType.SizeOf()));
+        Arr(src).ByteSpan()[..bytes].CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(AsSpan(host)));
+    }
+
+    private static Span<byte> AsSpan(Array a) => a switch
+    {
+        float[] f => System.Runtime.InteropServices.MemoryMarshal.AsBytes(f.AsSpan()),
+        double[] d => System.Runtime.InteropServices.MemoryMarshal.AsBytes(d.AsSpan()),
+        long[] l => System.Runtime.InteropServices.MemoryMarshal.AsBytes(l.AsSpan()),
+        byte[] b => b.AsSpan(),
+        _ => throw new ArgumentException($"host arrays of {a.GetType().Name} are not tensor elements"),
+    };
 
     public void Copy(Tensor src, Tensor dst)
     {
         if (src.DType != dst.DType || src.Numel != dst.Numel)
             throw new ArgumentException($"copy {src} → {dst}: dtype or size differ");
-        Array.Copy(Arr(src), Arr(dst), src.Numel);
+        int bytes = checked((int)(src.Numel * src.DType.SizeOf()));
+        Arr(src).ByteSpan()[..bytes].CopyTo(Arr(dst).ByteSpan());
     }
 
     public void Fill(Tensor dst, double value)
@@ -75,13 +90,13 @@ public sealed partial class CpuBackend : IBackend
 
     // ---- helpers shared by the kernel files ---------------------------------------------------------
 
-    internal static Array Arr(Tensor t) =>
+    internal static HostBuffer Arr(Tensor t) =>
         t.Storage is CpuStorage c ? c.Data : throw new InvalidOperationException($"{t} is not a CPU tensor");
 
-    internal static T[] A<T>(Tensor t) where T : unmanaged =>
-        Arr(t) as T[] ?? throw new InvalidOperationException($"{t} is {t.DType}, expected {typeof(T).Name}");
+    internal static HostArray<T> A<T>(Tensor t) where T : unmanaged =>
+        Arr(t) as HostArray<T> ?? throw new InvalidOperationException($"{t} is {t.DType}, expected {typeof(T).Name}");
 
-    internal static T[]? AOpt<T>(Tensor? t) where T : unmanaged => t is null ? null : A<T>(t);
+    internal static HostArray<T>? AOpt<T>(Tensor? t) where T : unmanaged => t is null ? null : A<T>(t);
 
     /// <summary>All float operands of a kernel must share one float type; returns it.</summary>
     internal static DType FloatType(params Tensor?[] ts)

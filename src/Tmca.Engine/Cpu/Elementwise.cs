@@ -27,15 +27,16 @@ public sealed partial class CpuBackend
 
     // ---- reference: one readable loop per op, generic over the float type ---------------------------
 
-    internal static void UnaryRef<T>(UnaryOp op, double alpha, T[] x, T[] y, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void UnaryRef<T>(UnaryOp op, double alpha, HostArray<T> x, HostArray<T> y, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T a = C<T>(alpha);
         Par.Ranges(n, 16, (s, e) =>
         {
+            Span<T> xV = x; Span<T> yV = y;
             for (long i = s; i < e; i++)
             {
-                T v = x[i];
-                y[i] = op switch
+                T v = xV[(int)i];
+                yV[(int)i] = op switch
                 {
                     UnaryOp.Gelu => v * Phi(v),
                     UnaryOp.Sigmoid => T.One / (T.One + T.Exp(-v)),
@@ -54,14 +55,15 @@ public sealed partial class CpuBackend
         });
     }
 
-    internal static void UnaryBackwardRef<T>(UnaryOp op, double alpha, T[] x, T[] y, T[] gy, T[] gx, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void UnaryBackwardRef<T>(UnaryOp op, double alpha, HostArray<T> x, HostArray<T> y, HostArray<T> gy, HostArray<T> gx, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
         T a = C<T>(alpha);
         Par.Ranges(n, 16, (s, e) =>
         {
+            Span<T> xV = x; Span<T> yV = y; Span<T> gyV = gy; Span<T> gxV = gx;
             for (long i = s; i < e; i++)
             {
-                T v = x[i], o = y[i];
+                T v = xV[(int)i], o = yV[(int)i];
                 T d = op switch
                 {
                     UnaryOp.Gelu => Phi(v) + v * C<T>(ErfMath.NormalPdf(D(v))),   // d/dx x·Φ(x) = Φ(x) + x·φ(x)
@@ -77,7 +79,7 @@ public sealed partial class CpuBackend
                     UnaryOp.Reciprocal => -o * o,
                     _ => throw new NotSupportedException(op.ToString()),
                 };
-                gx[i] += d * gy[i];
+                gxV[(int)i] += d * gyV[(int)i];
             }
         });
     }
@@ -88,7 +90,7 @@ public sealed partial class CpuBackend
 
     // ---- float fast path: TensorPrimitives (SIMD) where it has the op ---------------------------------
 
-    private static void UnaryF32(UnaryOp op, float alpha, float[] x, float[] y, int n)
+    private static void UnaryF32(UnaryOp op, float alpha, HostArray<float> x, HostArray<float> y, int n)
     {
         var xs = x.AsSpan(0, n); var ys = y.AsSpan(0, n);
         switch (op)
@@ -116,7 +118,7 @@ public sealed partial class CpuBackend
         else BinaryRef(op, A<double>(a), a.Shape, A<double>(b), b.Shape, A<double>(y), y.Shape, accumulate);
     }
 
-    internal static void BinaryRef<T>(BinaryOp op, T[] a, int[] aShape, T[] b, int[] bShape, T[] y, int[] yShape, bool acc)
+    internal static void BinaryRef<T>(BinaryOp op, HostArray<T> a, int[] aShape, HostArray<T> b, int[] bShape, HostArray<T> y, int[] yShape, bool acc)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         long n = Shape.Numel(yShape);
@@ -126,10 +128,11 @@ public sealed partial class CpuBackend
         {
             Par.Ranges(n, 1, (s, e) =>
             {
+                Span<T> aV = a; Span<T> bV = b; Span<T> yV = y;
                 for (long i = s; i < e; i++)
                 {
-                    T v = Apply(op, a[i], b[i]);
-                    y[i] = acc ? y[i] + v : v;
+                    T v = Apply(op, aV[(int)i], bV[(int)i]);
+                    yV[(int)i] = acc ? yV[(int)i] + v : v;
                 }
             });
             return;
@@ -141,6 +144,7 @@ public sealed partial class CpuBackend
         long rows = n / inner, ia = sa[r - 1], ib = sb[r - 1];
         Par.Ranges(rows, inner, (s, e) =>
         {
+            Span<T> aV = a; Span<T> bV = b; Span<T> yV = y;
             for (long row = s; row < e; row++)
             {
                 long oa = 0, ob = 0, rem = row;
@@ -148,8 +152,8 @@ public sealed partial class CpuBackend
                 long oy = row * inner;
                 for (int j = 0; j < inner; j++)
                 {
-                    T v = Apply(op, a[oa + j * ia], b[ob + j * ib]);
-                    y[oy + j] = acc ? y[oy + j] + v : v;
+                    T v = Apply(op, aV[(int)(oa + j * ia)], bV[(int)(ob + j * ib)]);
+                    yV[(int)(oy + j)] = acc ? yV[(int)(oy + j)] + v : v;
                 }
             }
         });

@@ -25,24 +25,25 @@ public sealed partial class CpuBackend
         else ScatterAdd(idx, A<double>(gy), A<double>(gw), d);
     }
 
-    private static void CheckIds(long[] ids, int vocab)
+    private static void CheckIds(HostArray<long> ids, int vocab)
     {
         foreach (var id in ids)
             if ((ulong)id >= (ulong)vocab) throw new ArgumentOutOfRangeException(nameof(ids), $"embedding: id {id} outside the table of {vocab} rows");
     }
 
-    private static void Gather<T>(long[] ids, T[] w, T[] y, int d) where T : unmanaged
+    private static void Gather<T>(HostArray<long> ids, HostArray<T> w, HostArray<T> y, int d) where T : unmanaged
     {
-        for (int i = 0; i < ids.Length; i++) Array.Copy(w, ids[i] * d, y, (long)i * d, d);
+        for (int i = 0; i < ids.Length; i++) HostArray<T>.Copy(w, ids[i] * d, y, (long)i * d, d);
     }
 
-    private static void ScatterAdd<T>(long[] ids, T[] gy, T[] gw, int d) where T : unmanaged, INumberBase<T>
+    private static void ScatterAdd<T>(HostArray<long> ids, HostArray<T> gy, HostArray<T> gw, int d) where T : unmanaged, INumberBase<T>
     {
+        Span<long> idsV = ids; Span<T> gyV = gy; Span<T> gwV = gw;
         // Sequential over tokens: repeated ids must add, not race.
         for (int i = 0; i < ids.Length; i++)
         {
-            long o = ids[i] * d, g = (long)i * d;
-            for (int j = 0; j < d; j++) gw[o + j] += gy[g + j];
+            long o = idsV[(int)i] * d, g = (long)i * d;
+            for (int j = 0; j < d; j++) gwV[(int)(o + j)] += gyV[(int)(g + j)];
         }
     }
 }

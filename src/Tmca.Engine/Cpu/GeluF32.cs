@@ -25,28 +25,28 @@ internal static class GeluF32
         return (new Vector<float>(0.5f) * (Vector<float>.One + erf), e * new Vector<float>(InvSqrt2Pi));
     }
 
-    public static void Forward(float[] x, float[] y, int n) => Par.Ranges(n, 8, (s, e) =>
+    public static void Forward(HostArray<float> x, HostArray<float> y, int n) => Par.Ranges(n, 8, (s, e) =>
     {
         int vw = Vector<float>.Count;
         long i = s;
         for (; i + vw <= e; i += vw)
         {
-            var v = new Vector<float>(x, (int)i);
-            (v * CdfPdf(v).Cdf).CopyTo(y, (int)i);
+            var v = new Vector<float>(x.AsSpan((int)i));
+            (v * CdfPdf(v).Cdf).CopyTo(y.AsSpan((int)i));
         }
         for (; i < e; i++) y[i] = x[i] * ErfMath.NormalCdf(x[i]);
     });
 
     /// <summary>gx += (Φ(x) + x·φ(x))·gy.</summary>
-    public static void Backward(float[] x, float[] gy, float[] gx, int n) => Par.Ranges(n, 8, (s, e) =>
+    public static void Backward(HostArray<float> x, HostArray<float> gy, HostArray<float> gx, int n) => Par.Ranges(n, 8, (s, e) =>
     {
         int vw = Vector<float>.Count;
         long i = s;
         for (; i + vw <= e; i += vw)
         {
-            var v = new Vector<float>(x, (int)i);
+            var v = new Vector<float>(x.AsSpan((int)i));
             var (cdf, pdf) = CdfPdf(v);
-            (new Vector<float>(gx, (int)i) + (cdf + v * pdf) * new Vector<float>(gy, (int)i)).CopyTo(gx, (int)i);
+            (new Vector<float>(gx.AsSpan((int)i)) + (cdf + v * pdf) * new Vector<float>(gy.AsSpan((int)i))).CopyTo(gx.AsSpan((int)i));
         }
         for (; i < e; i++) gx[i] += (ErfMath.NormalCdf(x[i]) + x[i] * (float)ErfMath.NormalPdf(x[i])) * gy[i];
     });

@@ -28,8 +28,8 @@ public sealed partial class CpuBackend
 
     /// <summary>The reference: one dot product per output element, accumulated in float64.</summary>
     internal static void GemmRef<T>(bool ta, bool tb, int m, int n, int k, double alpha,
-                                    T[] a, long offA, long sA, T[] b, long offB, long sB,
-                                    double beta, T[] c, long offC, long sC, int batch) where T : unmanaged, INumberBase<T>
+                                    HostArray<T> a, long offA, long sA, HostArray<T> b, long offB, long sB,
+                                    double beta, HostArray<T> c, long offC, long sC, int batch) where T : unmanaged, INumberBase<T>
     {
         Par.For(batch * m, (long)n * k, idx =>
         {

@@ -27,8 +27,8 @@ internal static unsafe class GemmF32
     [ThreadStatic] private static int _packBSize;
 
     public static void Run(bool ta, bool tb, int m, int n, int k, float alpha,
-                           float[] a, long offA, long sA, float[] b, long offB, long sB,
-                           float beta, float[] c, long offC, long sC, int batch, bool threads = true)
+                           HostArray<float> a, long offA, long sA, HostArray<float> b, long offB, long sB,
+                           float beta, HostArray<float> c, long offC, long sC, int batch, bool threads = true)
     {
         if (m == 0 || n == 0 || batch == 0) return;
         if (!(Use512 || Use256) || (long)m * n * k < 4096)
@@ -37,6 +37,7 @@ internal static unsafe class GemmF32
             return;
         }
         fixed (float* pa = a, pb = b, pc = c) RunPointers(ta, tb, m, n, k, alpha, pa + offA, sA, pb + offB, sB, beta, pc + offC, sC, batch, threads);
+        GC.KeepAlive(a); GC.KeepAlive(b); GC.KeepAlive(c);   // native memory: the arrays must outlive the raw pointers
     }
 
     /// <summary>The same product on raw memory (the CUDA simulator's "cuBLAS": device buffers are host memory there).</summary>

@@ -20,40 +20,42 @@ public sealed partial class CpuBackend
         else L2BackRef(A<double>(y), A<double>(norm), A<double>(gy), A<double>(gx), y.Numel / d, d, eps);
     }
 
-    private static void L2Ref<T>(T[] x, T[] y, T[] norm, long rows, int d, double eps) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void L2Ref<T>(HostArray<T> x, HostArray<T> y, HostArray<T> norm, long rows, int d, double eps) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Par.Ranges(rows, d * 2, (r0, r1) =>
         {
+            Span<T> xV = x; Span<T> yV = y; Span<T> normV = norm;
             for (long r = r0; r < r1; r++)
             {
                 long o = r * d;
                 double ss = 0;
-                for (int j = 0; j < d; j++) { double v = double.CreateTruncating(x[o + j]); ss += v * v; }
+                for (int j = 0; j < d; j++) { double v = double.CreateTruncating(xV[(int)(o + j)]); ss += v * v; }
                 double nrm = Math.Sqrt(ss);
-                norm[r] = T.CreateTruncating(nrm);
+                normV[(int)r] = T.CreateTruncating(nrm);
                 double inv = 1.0 / Math.Max(nrm, eps);
-                for (int j = 0; j < d; j++) y[o + j] = T.CreateTruncating(double.CreateTruncating(x[o + j]) * inv);
+                for (int j = 0; j < d; j++) yV[(int)(o + j)] = T.CreateTruncating(double.CreateTruncating(xV[(int)(o + j)]) * inv);
             }
         });
     }
 
-    private static void L2BackRef<T>(T[] y, T[] norm, T[] gy, T[] gx, long rows, int d, double eps) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void L2BackRef<T>(HostArray<T> y, HostArray<T> norm, HostArray<T> gy, HostArray<T> gx, long rows, int d, double eps) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Par.Ranges(rows, d * 2, (r0, r1) =>
         {
+            Span<T> yV = y; Span<T> normV = norm; Span<T> gyV = gy; Span<T> gxV = gx;
             for (long r = r0; r < r1; r++)
             {
                 long o = r * d;
-                double nrm = double.CreateTruncating(norm[r]);
+                double nrm = double.CreateTruncating(normV[(int)r]);
                 if (nrm > eps)
                 {
                     double dot = 0;
-                    for (int j = 0; j < d; j++) dot += double.CreateTruncating(y[o + j]) * double.CreateTruncating(gy[o + j]);
+                    for (int j = 0; j < d; j++) dot += double.CreateTruncating(yV[(int)(o + j)]) * double.CreateTruncating(gyV[(int)(o + j)]);
                     for (int j = 0; j < d; j++)
-                        gx[o + j] += T.CreateTruncating((double.CreateTruncating(gy[o + j]) - double.CreateTruncating(y[o + j]) * dot) / nrm);
+                        gxV[(int)(o + j)] += T.CreateTruncating((double.CreateTruncating(gyV[(int)(o + j)]) - double.CreateTruncating(yV[(int)(o + j)]) * dot) / nrm);
                 }
                 else
-                    for (int j = 0; j < d; j++) gx[o + j] += T.CreateTruncating(double.CreateTruncating(gy[o + j]) / eps);
+                    for (int j = 0; j < d; j++) gxV[(int)(o + j)] += T.CreateTruncating(double.CreateTruncating(gyV[(int)(o + j)]) / eps);
             }
         });
     }

@@ -22,7 +22,7 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>y (+)= x permuted: a strided gather through x's strides taken in y's axis order.</summary>
-    internal static void PermuteRef<T>(T[] x, int[] xShape, int[] perm, T[] y, bool acc) where T : unmanaged, INumberBase<T>
+    internal static void PermuteRef<T>(HostArray<T> x, int[] xShape, int[] perm, HostArray<T> y, bool acc) where T : unmanaged, INumberBase<T>
     {
         var xs = Shape.Strides(xShape);
         StridedGather(x, perm.Select(p => xShape[p]).ToArray(), perm.Select(p => xs[p]).ToArray(), y, acc);
@@ -32,7 +32,7 @@ public sealed partial class CpuBackend
     /// y[i] (+)= x[Σ_d index_d(i)·strides[d]] over y's shape, row by row (all axes but the last), inner axis in a
     /// tight loop. Permute (x's strides in y's axis order) and broadcast (0 strides on broadcast axes) are both this.
     /// </summary>
-    private static void StridedGather<T>(T[] x, int[] yShape, long[] strides, T[] y, bool acc) where T : unmanaged, INumberBase<T>
+    private static void StridedGather<T>(HostArray<T> x, int[] yShape, long[] strides, HostArray<T> y, bool acc) where T : unmanaged, INumberBase<T>
     {
         int r = yShape.Length;
         long n = Shape.Numel(yShape);
@@ -41,18 +41,19 @@ public sealed partial class CpuBackend
         long rows = n / inner, innerStride = strides[r - 1];
         Par.Ranges(rows, inner, (s, e) =>
         {
+            Span<T> xv = x, yv = y;
             for (long row = s; row < e; row++)
             {
                 long ox = 0, rem = row;
                 for (int d = r - 2; d >= 0; d--) { long q = rem % yShape[d]; rem /= yShape[d]; ox += q * strides[d]; }
-                long oy = row * inner;
-                if (acc) for (int j = 0; j < inner; j++) y[oy + j] += x[ox + j * innerStride];
-                else for (int j = 0; j < inner; j++) y[oy + j] = x[ox + j * innerStride];
+                var yr = yv.Slice((int)(row * inner), inner);
+                if (acc) for (int j = 0; j < inner; j++) yr[j] += xv[(int)(ox + j * innerStride)];
+                else for (int j = 0; j < inner; j++) yr[j] = xv[(int)(ox + j * innerStride)];
             }
         });
     }
 
-    private static void PermuteCopy<T>(T[] x, int[] xShape, int[] perm, T[] y) where T : unmanaged
+    private static void PermuteCopy<T>(HostArray<T> x0, int[] xShape, int[] perm, HostArray<T> y0) where T : unmanaged
     {
         int r = xShape.Length;
         var xs = Shape.Strides(xShape);
@@ -60,11 +61,12 @@ public sealed partial class CpuBackend
         for (int i = 0; i < r; i++) yShape[i] = xShape[perm[i]];
         long n = Shape.Numel(yShape);
         var idx = new int[r];
+        Span<T> x = x0, y = y0;
         for (long o = 0; o < n; o++)
         {
             long ox = 0;
             for (int d = 0; d < r; d++) ox += idx[d] * xs[perm[d]];
-            y[o] = x[ox];
+            y[(int)o] = x[(int)ox];
             for (int d = r - 1; d >= 0; d--) { if (++idx[d] < yShape[d]) break; idx[d] = 0; }
         }
     }
@@ -82,7 +84,7 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>Both tensors viewed as outer × axis × inner; copies `length` axis slices of `inner` elements.</summary>
-    private static void AxisCopy<T>(T[] s, int[] sShape, int s0, T[] d, int[] dShape, int d0, int axis, int length, bool acc) where T : unmanaged, INumberBase<T>
+    private static void AxisCopy<T>(HostArray<T> s, int[] sShape, int s0, HostArray<T> d, int[] dShape, int d0, int axis, int length, bool acc) where T : unmanaged, INumberBase<T>
     {
         long outer = 1, inner = 1;
         for (int i = 0; i < axis; i++) outer *= sShape[i];
@@ -104,7 +106,7 @@ public sealed partial class CpuBackend
         else BroadcastRef(A<double>(x), x.Shape, A<double>(y), y.Shape, accumulate);
     }
 
-    internal static void BroadcastRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T> =>
+    internal static void BroadcastRef<T>(HostArray<T> x, int[] xShape, HostArray<T> y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T> =>
         StridedGather(x, yShape, Shape.BroadcastStrides(xShape, yShape), y, acc);
 
     public void SumTo(Tensor x, Tensor y, bool accumulate)
@@ -116,7 +118,7 @@ public sealed partial class CpuBackend
 
     /// <summary>y (+)= Σ x over the axes y broadcasts along. Accumulates in float64 (long reductions, e.g. bias
     /// gradients over B·H·W), one partial buffer per thread.</summary>
-    internal static void SumToRef<T>(T[] x, int[] xShape, T[] y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T>
+    internal static void SumToRef<T>(HostArray<T> x, int[] xShape, HostArray<T> y, int[] yShape, bool acc) where T : unmanaged, INumberBase<T>
     {
         long n = Shape.Numel(xShape), ny = Shape.Numel(yShape);
         var sy = Shape.BroadcastStrides(yShape, xShape);
@@ -129,12 +131,13 @@ public sealed partial class CpuBackend
             var parts = Par.RangesOrdered(rows, inner, (s, e) =>
             {
                 var part = new double[ny];
+                Span<T> xv = x;
                 for (long row = s; row < e; row++)
                 {
                     long oy = 0, rem = row;
                     for (int d = r - 2; d >= 0; d--) { long q = rem % xShape[d]; rem /= xShape[d]; oy += q * sy[d]; }
-                    long ox = row * inner;
-                    for (int j = 0; j < inner; j++) part[oy + j * iy] += double.CreateTruncating(x[ox + j]);
+                    var xr = xv.Slice((int)(row * inner), inner);
+                    for (int j = 0; j < inner; j++) part[oy + j * iy] += double.CreateTruncating(xr[j]);
                 }
                 return part;
             });

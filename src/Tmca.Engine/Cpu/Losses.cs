@@ -22,25 +22,27 @@ public sealed partial class CpuBackend
         else BceBackRef(A<double>(x), A<double>(t), A<double>(gLoss), A<double>(gx), (int)x.Numel);
     }
 
-    private static void BceRef<T>(T[] x, T[] t, T[] loss) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void BceRef<T>(HostArray<T> x, HostArray<T> t, HostArray<T> loss) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<T> xV = x; Span<T> tV = t; Span<T> lossV = loss;
         double s = 0;
         int n = x.Length;
         for (int i = 0; i < n; i++)
         {
-            double v = double.CreateTruncating(x[i]), y = double.CreateTruncating(t[i]);
+            double v = double.CreateTruncating(xV[(int)i]), y = double.CreateTruncating(tV[(int)i]);
             s += Math.Max(v, 0) - v * y + Math.Log(1 + Math.Exp(-Math.Abs(v)));
         }
-        loss[0] = T.CreateTruncating(s / n);
+        lossV[(int)0] = T.CreateTruncating(s / n);
     }
 
-    private static void BceBackRef<T>(T[] x, T[] t, T[] gLoss, T[] gx, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void BceBackRef<T>(HostArray<T> x, HostArray<T> t, HostArray<T> gLoss, HostArray<T> gx, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double g = double.CreateTruncating(gLoss[0]) / n;
+        Span<T> xV = x; Span<T> tV = t; Span<T> gLossV = gLoss; Span<T> gxV = gx;
+        double g = double.CreateTruncating(gLossV[(int)0]) / n;
         for (int i = 0; i < n; i++)
         {
-            double v = double.CreateTruncating(x[i]);
-            gx[i] += T.CreateTruncating(g * (1.0 / (1.0 + Math.Exp(-v)) - double.CreateTruncating(t[i])));
+            double v = double.CreateTruncating(xV[(int)i]);
+            gxV[(int)i] += T.CreateTruncating(g * (1.0 / (1.0 + Math.Exp(-v)) - double.CreateTruncating(tV[(int)i])));
         }
     }
 
@@ -59,7 +61,7 @@ public sealed partial class CpuBackend
         else InfoNceBackRef(A<double>(pRow), A<double>(pCol), A<double>(gLoss), A<double>(gz), b);
     }
 
-    private static void InfoNceRef<T>(T[] z, byte[] same, T[] loss, T[] pRow, T[] pCol, int b) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void InfoNceRef<T>(HostArray<T> z, HostArray<byte> same, HostArray<T> loss, HostArray<T> pRow, HostArray<T> pCol, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {
         bool Kept(int i, int j) => i == j || same[i * b + j] == 0;
         double total = 0;
@@ -93,15 +95,16 @@ public sealed partial class CpuBackend
         loss[0] = T.CreateTruncating(total / (2.0 * b));
     }
 
-    private static void InfoNceBackRef<T>(T[] pRow, T[] pCol, T[] gLoss, T[] gz, int b) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void InfoNceBackRef<T>(HostArray<T> pRow, HostArray<T> pCol, HostArray<T> gLoss, HostArray<T> gz, int b) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double g = double.CreateTruncating(gLoss[0]) / (2.0 * b);
+        Span<T> pRowV = pRow; Span<T> pColV = pCol; Span<T> gLossV = gLoss; Span<T> gzV = gz;
+        double g = double.CreateTruncating(gLossV[(int)0]) / (2.0 * b);
         for (int i = 0; i < b; i++)
             for (int j = 0; j < b; j++)
             {
                 double d = i == j ? 1.0 : 0.0;
-                double v = double.CreateTruncating(pRow[i * b + j]) - d + double.CreateTruncating(pCol[i * b + j]) - d;
-                gz[i * b + j] += T.CreateTruncating(g * v);
+                double v = double.CreateTruncating(pRowV[(int)(i * b + j)]) - d + double.CreateTruncating(pColV[(int)(i * b + j)]) - d;
+                gzV[(int)(i * b + j)] += T.CreateTruncating(g * v);
             }
     }
 }

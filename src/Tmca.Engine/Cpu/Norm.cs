@@ -24,62 +24,66 @@ public sealed partial class CpuBackend
             LayerNormBackwardRef(A<double>(x), AOpt<double>(w), A<double>(mean), A<double>(rstd), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb), outer, c, inner);
     }
 
-    private static void LayerNormRef<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int outer, int c, int inner, double eps)
+    private static void LayerNormRef<T>(HostArray<T> x, HostArray<T>? w, HostArray<T>? b, HostArray<T> y, HostArray<T> mean, HostArray<T> rstd, int outer, int c, int inner, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<T> xV = x; Span<T> wV = w is null ? default(Span<T>) : w; Span<T> bV = b is null ? default(Span<T>) : b; Span<T> yV = y; Span<T> meanV = mean; Span<T> rstdV = rstd;
         if (inner == 1) LayerNormRows(x, w, b, y, mean, rstd, outer, c, eps);
         else LayerNormChannelsFirst(x, w, b, y, mean, rstd, outer, c, inner, eps);
     }
 
     // Channels-first (ConvNeXt): one task per outer index; element (o, ch, i) lives at (o·C + ch)·inner + i.
-    private static void LayerNormChannelsFirst<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int outer, int c, int inner, double eps)
+    private static void LayerNormChannelsFirst<T>(HostArray<T> x, HostArray<T>? w, HostArray<T>? b, HostArray<T> y, HostArray<T> mean, HostArray<T> rstd, int outer, int c, int inner, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Par.For(outer, (long)c * inner, o =>
         {
+            Span<T> xV = x; Span<T> wV = w is null ? default(Span<T>) : w; Span<T> bV = b is null ? default(Span<T>) : b; Span<T> yV = y; Span<T> meanV = mean; Span<T> rstdV = rstd;
             var mu = new double[inner];
             var var = new double[inner];
             long baseIdx = (long)o * c * inner;
             for (int ch = 0; ch < c; ch++)
             {
                 long row = baseIdx + (long)ch * inner;
-                for (int i = 0; i < inner; i++) mu[i] += double.CreateTruncating(x[row + i]);
+                for (int i = 0; i < inner; i++) mu[i] += double.CreateTruncating(xV[(int)(row + i)]);
             }
             for (int i = 0; i < inner; i++) mu[i] /= c;
             for (int ch = 0; ch < c; ch++)
             {
                 long row = baseIdx + (long)ch * inner;
-                for (int i = 0; i < inner; i++) { double d = double.CreateTruncating(x[row + i]) - mu[i]; var[i] += d * d; }
+                for (int i = 0; i < inner; i++) { double d = double.CreateTruncating(xV[(int)(row + i)]) - mu[i]; var[i] += d * d; }
             }
             for (int i = 0; i < inner; i++)
             {
                 var[i] = 1.0 / Math.Sqrt(var[i] / c + eps);
-                mean[(long)o * inner + i] = T.CreateTruncating(mu[i]);
-                rstd[(long)o * inner + i] = T.CreateTruncating(var[i]);
+                meanV[(int)((long)o * inner + i)] = T.CreateTruncating(mu[i]);
+                rstdV[(int)((long)o * inner + i)] = T.CreateTruncating(var[i]);
             }
             for (int ch = 0; ch < c; ch++)
             {
                 long row = baseIdx + (long)ch * inner;
-                double wv = w is null ? 1.0 : double.CreateTruncating(w[ch]), bv = b is null ? 0.0 : double.CreateTruncating(b[ch]);
+                double wv = w is null ? 1.0 : double.CreateTruncating(wV[(int)ch]), bv = b is null ? 0.0 : double.CreateTruncating(bV[(int)ch]);
                 for (int i = 0; i < inner; i++)
-                    y[row + i] = T.CreateTruncating((double.CreateTruncating(x[row + i]) - mu[i]) * var[i] * wv + bv);
+                    yV[(int)(row + i)] = T.CreateTruncating((double.CreateTruncating(xV[(int)(row + i)]) - mu[i]) * var[i] * wv + bv);
             }
         });
     }
 
     // With x̂ = (x − μ)·r and g = gy·w:  gx = r·(g − mean_C(g) − x̂·mean_C(g·x̂)),  gw += Σ gy·x̂,  gb += Σ gy.
-    private static void LayerNormBackwardRef<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int outer, int c, int inner)
+    private static void LayerNormBackwardRef<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int outer, int c, int inner)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<T> xV = x; Span<T> wV = w is null ? default(Span<T>) : w; Span<T> meanV = mean; Span<T> rstdV = rstd; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw; Span<T> gbV = gb is null ? default(Span<T>) : gb;
         if (inner == 1) LayerNormRowsBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c);
         else LayerNormChannelsFirstBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, inner);
     }
 
-    private static void LayerNormChannelsFirstBackward<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int outer, int c, int inner)
+    private static void LayerNormChannelsFirstBackward<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int outer, int c, int inner)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var parts = Par.RangesOrdered(outer, (long)c * inner, (o0, o1) =>
         {
+            Span<T> xV = x; Span<T> wV = w is null ? default(Span<T>) : w; Span<T> meanV = mean; Span<T> rstdV = rstd; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw; Span<T> gbV = gb is null ? default(Span<T>) : gb;
             var gwAcc = new double[c]; var gbAcc = new double[c];
             var sg = new double[inner]; var sgx = new double[inner];
             for (long o = o0; o < o1; o++)
@@ -89,12 +93,12 @@ public sealed partial class CpuBackend
                 for (int ch = 0; ch < c; ch++)
                 {
                     long row = baseIdx + (long)ch * inner;
-                    double wv = w is null ? 1.0 : double.CreateTruncating(w[ch]);
+                    double wv = w is null ? 1.0 : double.CreateTruncating(wV[(int)ch]);
                     double accW = 0, accB = 0;
                     for (int i = 0; i < inner; i++)
                     {
-                        double xh = (double.CreateTruncating(x[row + i]) - double.CreateTruncating(mean[o * inner + i])) * double.CreateTruncating(rstd[o * inner + i]);
-                        double g = double.CreateTruncating(gy[row + i]);
+                        double xh = (double.CreateTruncating(xV[(int)(row + i)]) - double.CreateTruncating(meanV[(int)(o * inner + i)])) * double.CreateTruncating(rstdV[(int)(o * inner + i)]);
+                        double g = double.CreateTruncating(gyV[(int)(row + i)]);
                         accW += g * xh; accB += g;
                         sg[i] += g * wv; sgx[i] += g * wv * xh;
                     }
@@ -104,13 +108,13 @@ public sealed partial class CpuBackend
                 for (int ch = 0; ch < c; ch++)
                 {
                     long row = baseIdx + (long)ch * inner;
-                    double wv = w is null ? 1.0 : double.CreateTruncating(w[ch]);
+                    double wv = w is null ? 1.0 : double.CreateTruncating(wV[(int)ch]);
                     for (int i = 0; i < inner; i++)
                     {
-                        double r = double.CreateTruncating(rstd[o * inner + i]);
-                        double xh = (double.CreateTruncating(x[row + i]) - double.CreateTruncating(mean[o * inner + i])) * r;
-                        double g = double.CreateTruncating(gy[row + i]) * wv;
-                        gx[row + i] += T.CreateTruncating(r * (g - sg[i] / c - xh * sgx[i] / c));
+                        double r = double.CreateTruncating(rstdV[(int)(o * inner + i)]);
+                        double xh = (double.CreateTruncating(xV[(int)(row + i)]) - double.CreateTruncating(meanV[(int)(o * inner + i)])) * r;
+                        double g = double.CreateTruncating(gyV[(int)(row + i)]) * wv;
+                        gxV[(int)(row + i)] += T.CreateTruncating(r * (g - sg[i] / c - xh * sgx[i] / c));
                     }
                 }
             }
@@ -126,11 +130,12 @@ public sealed partial class CpuBackend
     }
 
     // The last-axis case (inner = 1): each row is contiguous, so work row by row with no scratch arrays.
-    private static void LayerNormRows<T>(T[] x, T[]? w, T[]? b, T[] y, T[] mean, T[] rstd, int rows, int c, double eps)
+    private static void LayerNormRows<T>(HostArray<T> x, HostArray<T>? w, HostArray<T>? b, HostArray<T> y, HostArray<T> mean, HostArray<T> rstd, int rows, int c, double eps)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Par.Ranges(rows, c * 4, (r0, r1) =>
         {
+            Span<T> xV = x; Span<T> wV = w is null ? default(Span<T>) : w; Span<T> bV = b is null ? default(Span<T>) : b; Span<T> yV = y; Span<T> meanV = mean; Span<T> rstdV = rstd;
             for (long r = r0; r < r1; r++)
             {
                 var xs = x.AsSpan((int)(r * c), c); var ys = y.AsSpan((int)(r * c), c);
@@ -139,37 +144,38 @@ public sealed partial class CpuBackend
                 double mu = s / c, ss = 0;
                 foreach (var v in xs) { double d = double.CreateTruncating(v) - mu; ss += d * d; }
                 double rs = 1.0 / Math.Sqrt(ss / c + eps);
-                mean[r] = T.CreateTruncating(mu); rstd[r] = T.CreateTruncating(rs);
+                meanV[(int)r] = T.CreateTruncating(mu); rstdV[(int)r] = T.CreateTruncating(rs);
                 T tm = T.CreateTruncating(mu), tr = T.CreateTruncating(rs);
                 for (int i = 0; i < c; i++)
                 {
                     T v = (xs[i] - tm) * tr;
-                    if (w is not null) v *= w[i];
-                    if (b is not null) v += b[i];
+                    if (w is not null) v *= wV[(int)i];
+                    if (b is not null) v += bV[(int)i];
                     ys[i] = v;
                 }
             }
         });
     }
 
-    private static void LayerNormRowsBackward<T>(T[] x, T[]? w, T[] mean, T[] rstd, T[] gy, T[]? gx, T[]? gw, T[]? gb, int rows, int c)
+    private static void LayerNormRowsBackward<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int rows, int c)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var parts = Par.RangesOrdered(rows, c * 6, (r0, r1) =>
         {
+            Span<T> xV = x; Span<T> wV = w is null ? default(Span<T>) : w; Span<T> meanV = mean; Span<T> rstdV = rstd; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw; Span<T> gbV = gb is null ? default(Span<T>) : gb;
             var pw = new double[c]; var pb = new double[c];
             var xh = new double[c];
             for (long r = r0; r < r1; r++)
             {
                 var xs = x.AsSpan((int)(r * c), c); var gys = gy.AsSpan((int)(r * c), c);
-                double mu = double.CreateTruncating(mean[r]), rs = double.CreateTruncating(rstd[r]);
+                double mu = double.CreateTruncating(meanV[(int)r]), rs = double.CreateTruncating(rstdV[(int)r]);
                 double sg = 0, sgx = 0;
                 for (int i = 0; i < c; i++)
                 {
                     xh[i] = (double.CreateTruncating(xs[i]) - mu) * rs;
                     double g = double.CreateTruncating(gys[i]);
                     pw[i] += g * xh[i]; pb[i] += g;
-                    double gw_ = g * (w is null ? 1.0 : double.CreateTruncating(w[i]));
+                    double gw_ = g * (w is null ? 1.0 : double.CreateTruncating(wV[(int)i]));
                     sg += gw_; sgx += gw_ * xh[i];
                 }
                 if (gx is null) continue;
@@ -177,7 +183,7 @@ public sealed partial class CpuBackend
                 sg /= c; sgx /= c;
                 for (int i = 0; i < c; i++)
                 {
-                    double g = double.CreateTruncating(gys[i]) * (w is null ? 1.0 : double.CreateTruncating(w[i]));
+                    double g = double.CreateTruncating(gys[i]) * (w is null ? 1.0 : double.CreateTruncating(wV[(int)i]));
                     gxs[i] += T.CreateTruncating(rs * (g - sg - xh[i] * sgx));
                 }
             }
@@ -212,23 +218,24 @@ public sealed partial class CpuBackend
             BatchNormTrainRef(B, C, HW, A<double>(x), A<double>(w), A<double>(b), A<double>(y), A<double>(saveMean), A<double>(saveInvStd), AOpt<double>(runMean), AOpt<double>(runVar), eps, momentum);
     }
 
-    private static void BatchNormTrainRef<T>(int B, int C, int HW, T[] x, T[] w, T[] b, T[] y, T[] sMean, T[] sInv, T[]? rMean, T[]? rVar, double eps, double momentum)
+    private static void BatchNormTrainRef<T>(int B, int C, int HW, HostArray<T> x, HostArray<T> w, HostArray<T> b, HostArray<T> y, HostArray<T> sMean, HostArray<T> sInv, HostArray<T>? rMean, HostArray<T>? rVar, double eps, double momentum)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         long n = (long)B * HW;
         Par.For(C, n, c =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> bV = b; Span<T> yV = y; Span<T> sMeanV = sMean; Span<T> sInvV = sInv; Span<T> rMeanV = rMean is null ? default(Span<T>) : rMean; Span<T> rVarV = rVar is null ? default(Span<T>) : rVar;
             double s = 0;
-            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) s += double.CreateTruncating(x[o + p]); }
+            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) s += double.CreateTruncating(xV[(int)(o + p)]); }
             double mu = s / n, v = 0;
-            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) { double d = double.CreateTruncating(x[o + p]) - mu; v += d * d; } }
+            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) { double d = double.CreateTruncating(xV[(int)(o + p)]) - mu; v += d * d; } }
             double inv = 1.0 / Math.Sqrt(v / n + eps);
-            sMean[c] = T.CreateTruncating(mu); sInv[c] = T.CreateTruncating(inv);
-            double scale = double.CreateTruncating(w[c]) * inv, shift = double.CreateTruncating(b[c]) - mu * scale;
-            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) y[o + p] = T.CreateTruncating(double.CreateTruncating(x[o + p]) * scale + shift); }
+            sMeanV[(int)c] = T.CreateTruncating(mu); sInvV[(int)c] = T.CreateTruncating(inv);
+            double scale = double.CreateTruncating(wV[(int)c]) * inv, shift = double.CreateTruncating(bV[(int)c]) - mu * scale;
+            for (int bi = 0; bi < B; bi++) { long o = ((long)bi * C + c) * HW; for (int p = 0; p < HW; p++) yV[(int)(o + p)] = T.CreateTruncating(double.CreateTruncating(xV[(int)(o + p)]) * scale + shift); }
             // Running statistics: biased mean, unbiased variance (PyTorch).
-            if (rMean is not null) rMean[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rMean[c]) + momentum * mu);
-            if (rVar is not null) rVar[c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rVar[c]) + momentum * v / (n - 1));
+            if (rMean is not null) rMeanV[(int)c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rMeanV[(int)c]) + momentum * mu);
+            if (rVar is not null) rVarV[(int)c] = T.CreateTruncating((1 - momentum) * double.CreateTruncating(rVarV[(int)c]) + momentum * v / (n - 1));
         });
     }
 
@@ -239,15 +246,16 @@ public sealed partial class CpuBackend
         else BatchNormEvalRef(B, C, HW, A<double>(x), A<double>(w), A<double>(b), A<double>(y), A<double>(runMean), A<double>(runVar), eps);
     }
 
-    private static void BatchNormEvalRef<T>(int B, int C, int HW, T[] x, T[] w, T[] b, T[] y, T[] rMean, T[] rVar, double eps) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void BatchNormEvalRef<T>(int B, int C, int HW, HostArray<T> x, HostArray<T> w, HostArray<T> b, HostArray<T> y, HostArray<T> rMean, HostArray<T> rVar, double eps) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Par.For(B * C, HW, bc =>
         {
+            Span<T> xV = x; Span<T> wV = w; Span<T> bV = b; Span<T> yV = y; Span<T> rMeanV = rMean; Span<T> rVarV = rVar;
             int c = bc % C;
-            double inv = 1.0 / Math.Sqrt(double.CreateTruncating(rVar[c]) + eps);
-            double scale = double.CreateTruncating(w[c]) * inv, shift = double.CreateTruncating(b[c]) - double.CreateTruncating(rMean[c]) * scale;
+            double inv = 1.0 / Math.Sqrt(double.CreateTruncating(rVarV[(int)c]) + eps);
+            double scale = double.CreateTruncating(wV[(int)c]) * inv, shift = double.CreateTruncating(bV[(int)c]) - double.CreateTruncating(rMeanV[(int)c]) * scale;
             long o = (long)bc * HW;
-            for (int p = 0; p < HW; p++) y[o + p] = T.CreateTruncating(double.CreateTruncating(x[o + p]) * scale + shift);
+            for (int p = 0; p < HW; p++) yV[(int)(o + p)] = T.CreateTruncating(double.CreateTruncating(xV[(int)(o + p)]) * scale + shift);
         });
     }
 
@@ -261,30 +269,31 @@ public sealed partial class CpuBackend
             BatchNormBackwardRef(B, C, HW, A<double>(x), A<double>(w), A<double>(saveMean), A<double>(saveInvStd), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb));
     }
 
-    private static void BatchNormBackwardRef<T>(int B, int C, int HW, T[] x, T[] w, T[] sMean, T[] sInv, T[] gy, T[]? gx, T[]? gw, T[]? gb)
+    private static void BatchNormBackwardRef<T>(int B, int C, int HW, HostArray<T> x, HostArray<T> w, HostArray<T> sMean, HostArray<T> sInv, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         long n = (long)B * HW;
         Par.For(C, n, c =>
         {
-            double mu = double.CreateTruncating(sMean[c]), r = double.CreateTruncating(sInv[c]);
+            Span<T> xV = x; Span<T> wV = w; Span<T> sMeanV = sMean; Span<T> sInvV = sInv; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw; Span<T> gbV = gb is null ? default(Span<T>) : gb;
+            double mu = double.CreateTruncating(sMeanV[(int)c]), r = double.CreateTruncating(sInvV[(int)c]);
             double sg = 0, sgx = 0;
             for (int bi = 0; bi < B; bi++)
             {
                 long o = ((long)bi * C + c) * HW;
-                for (int p = 0; p < HW; p++) { double g = double.CreateTruncating(gy[o + p]); sg += g; sgx += g * (double.CreateTruncating(x[o + p]) - mu) * r; }
+                for (int p = 0; p < HW; p++) { double g = double.CreateTruncating(gyV[(int)(o + p)]); sg += g; sgx += g * (double.CreateTruncating(xV[(int)(o + p)]) - mu) * r; }
             }
-            if (gw is not null) gw[c] += T.CreateTruncating(sgx);
-            if (gb is not null) gb[c] += T.CreateTruncating(sg);
+            if (gw is not null) gwV[(int)c] += T.CreateTruncating(sgx);
+            if (gb is not null) gbV[(int)c] += T.CreateTruncating(sg);
             if (gx is null) return;
-            double k = double.CreateTruncating(w[c]) * r / n;
+            double k = double.CreateTruncating(wV[(int)c]) * r / n;
             for (int bi = 0; bi < B; bi++)
             {
                 long o = ((long)bi * C + c) * HW;
                 for (int p = 0; p < HW; p++)
                 {
-                    double xh = (double.CreateTruncating(x[o + p]) - mu) * r;
-                    gx[o + p] += T.CreateTruncating(k * (n * double.CreateTruncating(gy[o + p]) - sg - xh * sgx));
+                    double xh = (double.CreateTruncating(xV[(int)(o + p)]) - mu) * r;
+                    gxV[(int)(o + p)] += T.CreateTruncating(k * (n * double.CreateTruncating(gyV[(int)(o + p)]) - sg - xh * sgx));
                 }
             }
         });

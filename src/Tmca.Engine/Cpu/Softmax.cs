@@ -20,7 +20,7 @@ public sealed partial class CpuBackend
         else SoftmaxBackwardRef(A<double>(y), A<double>(gy), A<double>(gx), y.Numel / n, n);
     }
 
-    private static void SoftmaxRef<T>(T[] x, T[] y, long rows, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void SoftmaxRef<T>(HostArray<T> x, HostArray<T> y, long rows, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Par.Ranges(rows, n * 4, (r0, r1) =>
         {
@@ -37,17 +37,18 @@ public sealed partial class CpuBackend
         });
     }
 
-    private static void SoftmaxBackwardRef<T>(T[] y, T[] gy, T[] gx, long rows, int n) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void SoftmaxBackwardRef<T>(HostArray<T> y, HostArray<T> gy, HostArray<T> gx, long rows, int n) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Par.Ranges(rows, n * 4, (r0, r1) =>
         {
             for (long r = r0; r < r1; r++)
             {
                 int o = (int)(r * n);
+                var ys = y.AsSpan(o, n); var gys = gy.AsSpan(o, n); var gxs = gx.AsSpan(o, n);
                 double dot = 0;
-                for (int i = 0; i < n; i++) dot += double.CreateTruncating(gy[o + i]) * double.CreateTruncating(y[o + i]);
+                for (int i = 0; i < n; i++) dot += double.CreateTruncating(gys[i]) * double.CreateTruncating(ys[i]);
                 T d = T.CreateTruncating(dot);
-                for (int i = 0; i < n; i++) gx[o + i] += y[o + i] * (gy[o + i] - d);
+                for (int i = 0; i < n; i++) gxs[i] += ys[i] * (gys[i] - d);
             }
         });
     }

@@ -33,11 +33,13 @@ public sealed partial class CpuBackend
                                            IReadOnlyList<Tensor> omega, IReadOnlyList<Tensor> vbar, Tensor z) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var g = A<T>(gt); var zz = A<T>(z);
+        Span<T> gV = g, zzV = zz;
         int B = gt.Shape[0], S = gt.Shape[2], Sw = gt.Shape[3];
         double t = D(A<T>(tau)[0]);
         for (int l = 0; l < v.Count; l++)
         {
             var vl = A<T>(v[l]); var ul = A<T>(u[l]); var om = A<T>(omega[l]); var vb = A<T>(vbar[l]);
+            Span<T> vlV = vl, ulV = ul, omV = om, vbV = vb;
             int h = omega[l].Shape[1], w = omega[l].Shape[2], n = h * w, d = v[l].Shape[2], kh = S / h, kw = Sw / w;
             for (int b = 0; b < B; b++)
             {
@@ -47,25 +49,25 @@ public sealed partial class CpuBackend
                 {
                     int y0 = p / w * kh, x0 = p % w * kw;
                     double c = 0;
-                    for (int i = 0; i < kh; i++) for (int j = 0; j < kw; j++) c += D(g[((long)b * S + y0 + i) * Sw + x0 + j]);
+                    for (int i = 0; i < kh; i++) for (int j = 0; j < kw; j++) c += D(gV[(int)(((long)b * S + y0 + i) * Sw + x0 + j)]);
                     cell[p] = c / (kh * kw);
                     sum += cell[p];
                 }
                 bool uniform = global || sum <= 1e-6;
-                for (int p = 0; p < n; p++) om[(long)b * n + p] = C<T>(uniform ? 1.0 / n : cell[p] / sum);
+                for (int p = 0; p < n; p++) omV[(int)((long)b * n + p)] = C<T>(uniform ? 1.0 / n : cell[p] / sum);
                 for (int c = 0; c < d; c++)
                 {
                     double acc = 0;
-                    for (int p = 0; p < n; p++) acc += D(om[(long)b * n + p]) * D(vl[((long)b * n + p) * d + c]);
-                    vb[(long)b * d + c] = C<T>(acc);
+                    for (int p = 0; p < n; p++) acc += D(omV[(int)((long)b * n + p)]) * D(vlV[(int)(((long)b * n + p) * d + c)]);
+                    vbV[(int)((long)b * d + c)] = C<T>(acc);
                 }
             }
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < B; j++)
                 {
                     double dot = 0;
-                    for (int c = 0; c < d; c++) dot += D(vb[(long)i * d + c]) * D(ul[(long)j * d + c]);
-                    zz[((long)l * B + i) * B + j] = C<T>(dot / t);
+                    for (int c = 0; c < d; c++) dot += D(vbV[(int)((long)i * d + c)]) * D(ulV[(int)((long)j * d + c)]);
+                    zzV[(int)(((long)l * B + i) * B + j)] = C<T>(dot / t);
                 }
         }
     }
@@ -84,12 +86,14 @@ public sealed partial class CpuBackend
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var g = A<T>(gz); var zz = A<T>(z);
+        Span<T> gV = g, zzV = zz;
         int B = z.Shape[1];
         double t = D(A<T>(tau)[0]), tauSum = 0;
         for (int l = 0; l < v.Count; l++)
         {
             var ul = A<T>(u[l]); var om = A<T>(omega[l]); var vb = A<T>(vbar[l]);
             var gvl = AOpt<T>(gv[l]); var gul = AOpt<T>(gu[l]);
+            Span<T> ulV = ul, omV = om, vbV = vb, gvlV = gvl is null ? default(Span<T>) : gvl, gulV = gul is null ? default(Span<T>) : gul;
             int n = omega[l].Shape[1] * omega[l].Shape[2], d = v[l].Shape[2];
             for (int i = 0; i < B; i++)
             {
@@ -99,23 +103,23 @@ public sealed partial class CpuBackend
                     for (int c = 0; c < d; c++)
                     {
                         double s = 0;
-                        for (int j = 0; j < B; j++) s += D(g[((long)l * B + i) * B + j]) * D(ul[(long)j * d + c]);
+                        for (int j = 0; j < B; j++) s += D(gV[(int)(((long)l * B + i) * B + j)]) * D(ulV[(int)((long)j * d + c)]);
                         gvb[c] = s / t;
                     }
                     for (int p = 0; p < n; p++)
                     {
-                        double wgt = D(om[(long)i * n + p]);
-                        for (int c = 0; c < d; c++) gvl[((long)i * n + p) * d + c] += C<T>(wgt * gvb[c]);
+                        double wgt = D(omV[(int)((long)i * n + p)]);
+                        for (int c = 0; c < d; c++) gvlV[(int)(((long)i * n + p) * d + c)] += C<T>(wgt * gvb[c]);
                     }
                 }
                 if (gul is not null)
                     for (int c = 0; c < d; c++)
                     {
                         double s = 0;
-                        for (int k = 0; k < B; k++) s += D(g[((long)l * B + k) * B + i]) * D(vb[(long)k * d + c]);
-                        gul[(long)i * d + c] += C<T>(s / t);
+                        for (int k = 0; k < B; k++) s += D(gV[(int)(((long)l * B + k) * B + i)]) * D(vbV[(int)((long)k * d + c)]);
+                        gulV[(int)((long)i * d + c)] += C<T>(s / t);
                     }
-                for (int j = 0; j < B; j++) tauSum += D(g[((long)l * B + i) * B + j]) * D(zz[((long)l * B + i) * B + j]);
+                for (int j = 0; j < B; j++) tauSum += D(gV[(int)(((long)l * B + i) * B + j)]) * D(zzV[(int)(((long)l * B + i) * B + j)]);
             }
         }
         if (gtau is not null) A<T>(gtau)[0] += C<T>(-tauSum / t);
@@ -129,20 +133,22 @@ public sealed partial class CpuBackend
         else MultiLevelRef(A<double>(z), A<byte>(same), A<double>(loss), A<double>(pRow), A<double>(pCol), L, B);
     }
 
-    private static void MultiLevelRef<T>(T[] z, byte[] same, T[] loss, T[] pRow, T[] pCol, int L, int B) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void MultiLevelRef<T>(HostArray<T> z, HostArray<byte> same, HostArray<T> loss, HostArray<T> pRow, HostArray<T> pCol, int L, int B) where T : unmanaged, IFloatingPointIeee754<T>
     {
         double mean = 0;
-        var one = new T[1];
+        var one = new HostArray<T>(1);
+        var pr = new HostArray<T>(B * B); var pc = new HostArray<T>(B * B);
         for (int l = 0; l < L; l++)
         {
             int o = l * B * B;
-            var zl = z.AsSpan(o, B * B).ToArray();
-            var pr = new T[B * B]; var pc = new T[B * B];
+            var zl = new HostArray<T>(z.AsSpan(o, B * B));
             InfoNceRef(zl, same, one, pr, pc, B);
-            pr.CopyTo(pRow, o); pc.CopyTo(pCol, o);
+            zl.Free();
+            pr.AsSpan().CopyTo(pRow.AsSpan(o)); pc.AsSpan().CopyTo(pCol.AsSpan(o));
             loss[1 + l] = one[0];
             mean += D(one[0]);
         }
+        one.Free(); pr.Free(); pc.Free();
         loss[0] = C<T>(mean / L);
     }
 
@@ -153,17 +159,18 @@ public sealed partial class CpuBackend
         else MultiLevelBackRef(A<double>(pRow), A<double>(pCol), A<double>(gLoss), A<double>(gz), L, B);
     }
 
-    private static void MultiLevelBackRef<T>(T[] pRow, T[] pCol, T[] gLoss, T[] gz, int L, int B) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void MultiLevelBackRef<T>(HostArray<T> pRow, HostArray<T> pCol, HostArray<T> gLoss, HostArray<T> gz, int L, int B) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<T> pRowV = pRow; Span<T> pColV = pCol; Span<T> gLossV = gLoss; Span<T> gzV = gz;
         for (int l = 0; l < L; l++)
         {
-            double g = (D(gLoss[0]) / L + D(gLoss[1 + l])) / (2.0 * B);
+            double g = (D(gLossV[(int)0]) / L + D(gLossV[(int)(1 + l)])) / (2.0 * B);
             for (int i = 0; i < B; i++)
                 for (int j = 0; j < B; j++)
                 {
                     long at = ((long)l * B + i) * B + j;
                     double dlt = i == j ? 1.0 : 0.0;
-                    gz[at] += C<T>(g * (D(pRow[at]) - dlt + D(pCol[at]) - dlt));
+                    gzV[(int)at] += C<T>(g * (D(pRowV[(int)at]) - dlt + D(pColV[(int)at]) - dlt));
                 }
         }
     }
@@ -182,19 +189,20 @@ public sealed partial class CpuBackend
             SimilarityLgteRef(A<double>(v), A<double>(u), A<double>(f), A<double>(a)[0], A<double>(b)[0], A<double>(gamma)[0], A<double>(s), A<double>(logits), A<double>(att), A<double>(fOut), B, Ch, N, Dim);
     }
 
-    private static void SimilarityLgteRef<T>(T[] v, T[] u, T[] f, T a, T b, T gamma, T[] s, T[] logits, T[] att, T[] fOut, int B, int Ch, int N, int Dim)
+    private static void SimilarityLgteRef<T>(HostArray<T> v, HostArray<T> u, HostArray<T> f, T a, T b, T gamma, HostArray<T> s, HostArray<T> logits, HostArray<T> att, HostArray<T> fOut, int B, int Ch, int N, int Dim)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<T> vV = v; Span<T> uV = u; Span<T> fV = f; Span<T> sV = s; Span<T> logitsV = logits; Span<T> attV = att; Span<T> fOutV = fOut;
         for (int bi = 0; bi < B; bi++)
             for (int p = 0; p < N; p++)
             {
                 double dot = 0;
-                for (int k = 0; k < Dim; k++) dot += D(v[((long)bi * N + p) * Dim + k]) * D(u[(long)bi * Dim + k]);
+                for (int k = 0; k < Dim; k++) dot += D(vV[(int)(((long)bi * N + p) * Dim + k)]) * D(uV[(int)((long)bi * Dim + k)]);
                 double z = D(a) * dot + D(b), A = 1.0 / (1.0 + Math.Exp(-z));
                 long at = (long)bi * N + p;
-                s[at] = C<T>(dot); logits[at] = C<T>(z); att[at] = C<T>(A);
+                sV[(int)at] = C<T>(dot); logitsV[(int)at] = C<T>(z); attV[(int)at] = C<T>(A);
                 double scale = 1.0 + D(gamma) * A;
-                for (int c = 0; c < Ch; c++) { long fi = ((long)bi * Ch + c) * N + p; fOut[fi] = C<T>(D(f[fi]) * scale); }
+                for (int c = 0; c < Ch; c++) { long fi = ((long)bi * Ch + c) * N + p; fOutV[(int)fi] = C<T>(D(fV[(int)fi]) * scale); }
             }
     }
 
@@ -210,42 +218,43 @@ public sealed partial class CpuBackend
                                   AOpt<double>(gFOut), AOpt<double>(gPix), AOpt<double>(gv), AOpt<double>(gu), AOpt<double>(gf), AOpt<double>(ga), AOpt<double>(gb), AOpt<double>(gGamma), B, Ch, N, Dim);
     }
 
-    private static void SimilarityLgteBackRef<T>(T[] v, T[] u, T[] f, T a, T gamma, T[] s, T[] att, T[]? target, T[]? gFOut, T[]? gPix,
-                                                 T[]? gv, T[]? gu, T[]? gf, T[]? ga, T[]? gb, T[]? gGamma, int B, int Ch, int N, int Dim)
+    private static void SimilarityLgteBackRef<T>(HostArray<T> v, HostArray<T> u, HostArray<T> f, T a, T gamma, HostArray<T> s, HostArray<T> att, HostArray<T>? target, HostArray<T>? gFOut, HostArray<T>? gPix,
+                                                 HostArray<T>? gv, HostArray<T>? gu, HostArray<T>? gf, HostArray<T>? ga, HostArray<T>? gb, HostArray<T>? gGamma, int B, int Ch, int N, int Dim)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        Span<T> vV = v; Span<T> uV = u; Span<T> fV = f; Span<T> sV = s; Span<T> attV = att; Span<T> targetV = target is null ? default(Span<T>) : target; Span<T> gFOutV = gFOut is null ? default(Span<T>) : gFOut; Span<T> gPixV = gPix is null ? default(Span<T>) : gPix; Span<T> gvV = gv is null ? default(Span<T>) : gv; Span<T> guV = gu is null ? default(Span<T>) : gu; Span<T> gfV = gf is null ? default(Span<T>) : gf; Span<T> gaV = ga is null ? default(Span<T>) : ga; Span<T> gbV = gb is null ? default(Span<T>) : gb; Span<T> gGammaV = gGamma is null ? default(Span<T>) : gGamma;
         double sa = 0, sb = 0, sg = 0, gam = D(gamma), av = D(a);
-        double gp = gPix is not null && target is not null ? D(gPix[0]) / ((double)B * N) : 0;
+        double gp = gPix is not null && target is not null ? D(gPixV[(int)0]) / ((double)B * N) : 0;
         for (int bi = 0; bi < B; bi++)
         {
             var guAcc = new double[Dim];
             for (int p = 0; p < N; p++)
             {
                 long at = (long)bi * N + p;
-                double A = D(att[at]), gA = 0;
+                double A = D(attV[(int)at]), gA = 0;
                 if (gFOut is not null)
                     for (int c = 0; c < Ch; c++)
                     {
                         long fi = ((long)bi * Ch + c) * N + p;
-                        double g = D(gFOut[fi]), x = D(f[fi]);
+                        double g = D(gFOutV[(int)fi]), x = D(fV[(int)fi]);
                         gA += g * x * gam;
                         sg += g * x * A;
-                        if (gf is not null) gf[fi] += C<T>(g * (1.0 + gam * A));
+                        if (gf is not null) gfV[(int)fi] += C<T>(g * (1.0 + gam * A));
                     }
                 double gz = gA * A * (1 - A) + (gp != 0 ? gp * (A - D(target![at])) : 0);
-                sa += gz * D(s[at]); sb += gz;
+                sa += gz * D(sV[(int)at]); sb += gz;
                 double gs = av * gz;
                 for (int k = 0; k < Dim; k++)
                 {
                     long vi = at * Dim + k;
-                    if (gv is not null) gv[vi] += C<T>(gs * D(u[(long)bi * Dim + k]));
-                    guAcc[k] += gs * D(v[vi]);
+                    if (gv is not null) gvV[(int)vi] += C<T>(gs * D(uV[(int)((long)bi * Dim + k)]));
+                    guAcc[k] += gs * D(vV[(int)vi]);
                 }
             }
-            if (gu is not null) for (int k = 0; k < Dim; k++) gu[(long)bi * Dim + k] += C<T>(guAcc[k]);
+            if (gu is not null) for (int k = 0; k < Dim; k++) guV[(int)((long)bi * Dim + k)] += C<T>(guAcc[k]);
         }
-        if (ga is not null) ga[0] += C<T>(sa);
-        if (gb is not null) gb[0] += C<T>(sb);
-        if (gGamma is not null) gGamma[0] += C<T>(sg);
+        if (ga is not null) gaV[(int)0] += C<T>(sa);
+        if (gb is not null) gbV[(int)0] += C<T>(sb);
+        if (gGamma is not null) gGammaV[(int)0] += C<T>(sg);
     }
 }

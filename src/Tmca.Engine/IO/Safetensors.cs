@@ -122,27 +122,19 @@ public sealed class SafetensorsFile
     {
         if (!Entries.TryGetValue(name, out var e)) throw new SafetensorsException(Path, $"no tensor named '{name}'");
         long bytes = e.End - e.Begin;
-        var raw = new byte[bytes];
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts");
+        if (e.DType is not (DType.F32 or DType.F64 or DType.I64 or DType.U8)) throw new SafetensorsException(Path, $"tensor '{name}': unsupported dtype");
+        var storage = CpuStorage.Allocate(e.DType, bytes / e.DType.SizeOf(), zero: false);   // read straight into native memory
         using (var fs = OpenRead(Path))
         {
             fs.Seek(_dataStart + e.Begin, SeekOrigin.Begin);
-            try { fs.ReadExactly(raw); }
-            catch (EndOfStreamException) { throw new SafetensorsException(Path, $"file ended while reading tensor '{name}' (changed since it was opened?)"); }
+            try { fs.ReadExactly(storage.Data.ByteSpan()); }
+            catch (EndOfStreamException) { storage.Data.Free(); throw new SafetensorsException(Path, $"file ended while reading tensor '{name}' (changed since it was opened?)"); }
         }
-        Array data = e.DType switch
-        {
-            DType.F32 => new float[bytes / 4],
-            DType.F64 => new double[bytes / 8],
-            DType.I64 => new long[bytes / 8],
-            DType.U8 => new byte[bytes],
-            _ => throw new SafetensorsException(Path, $"tensor '{name}': unsupported dtype"),
-        };
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts");
-        Buffer.BlockCopy(raw, 0, data, 0, (int)bytes);
         var shape = e.Shape.Length == 0 ? new[] { 1 } : (int[])e.Shape.Clone();
         Tensor t;
         using (persistent ? TensorScope.Suspend() : default)
-            t = new Tensor(shape, new CpuStorage(data, e.DType), persistent);
+            t = new Tensor(shape, storage, persistent);
         if (backend is null || backend is CpuBackend) return t;
         return t.To(backend, persistent);
     }
@@ -193,10 +185,10 @@ public sealed class SafetensorsFile
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         foreach (var (_, t) in list)
         {
-            var host = t.Storage is CpuStorage ? CpuBackend.Arr(t) : t.Backend.Download(t);
             int bytes = checked((int)(t.Numel * t.DType.SizeOf()));
             var buf = new byte[bytes];
-            Buffer.BlockCopy(host, 0, buf, 0, bytes);
+            if (t.Storage is CpuStorage) CpuBackend.Arr(t).ByteSpan()[..bytes].CopyTo(buf);
+            else Buffer.BlockCopy(t.Backend.Download(t), 0, buf, 0, bytes);
             sha.AppendData(buf);
             data.Add(buf);
         }

@@ -41,4 +41,27 @@ public class CpuArrayPoolTests
         CpuArrayPool.Clear();
         Assert.Equal(0, CpuArrayPool.CachedBytes);
     }
+
+    [Fact]
+    public void ANewSizeIsAssembledFromTheFreedPagesOfAnotherAndComesBackZeroed()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("page runs are Linux mappings; elsewhere the pool maps fresh memory");
+        CpuArrayPool.Clear();
+        const int a = 300_007, b = 250_009;   // 1.2 MiB and 1.0 MiB of floats: mapped arrays, sizes no other test rents
+        using (new TensorScope())
+        {
+            var t = Tensor.Zeros([a], backend: CpuBackend.Instance);
+            t.Span<float>().Fill(7f);   // dirty pages
+        }
+        long fresh = CpuArrayPool.FreshBytes;
+        Tensor u;
+        using (new TensorScope())   // another size only: the first unit's array is taken apart for it, no fresh pages
+        {
+            u = TensorScope.Keep(Tensor.Zeros([b], backend: CpuBackend.Instance));
+            Assert.Equal(fresh, CpuArrayPool.FreshBytes);
+            Assert.All(u.ToArray<float>(), v => Assert.Equal(0f, v));   // reused pages were dirty: zeroed on the way
+        }
+        u.Dispose();
+        CpuArrayPool.Clear();
+    }
 }
