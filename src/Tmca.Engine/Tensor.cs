@@ -151,6 +151,20 @@ public sealed class Tensor : IDisposable
     /// <summary>A view with another shape over the same storage (no autograd; see <see cref="Ops.Reshape"/>).</summary>
     public Tensor View(params int[] shape) => new(Engine.Shape.Resolve(shape, Numel), Storage);
 
+    /// <summary>
+    /// Makes <paramref name="g"/>'s storage this tensor's first gradient, as a view in this tensor's shape — no zero fill,
+    /// no copy — and returns true; false (nothing done) where this tensor already has a gradient or is persistent (a
+    /// parameter's gradient outlives the step and is accumulated into). The view is a second reference to the storage,
+    /// so the caller may still dispose <paramref name="g"/>. Used by backwards whose result is the whole gradient of
+    /// their input (reshape, the fused GELU ops).
+    /// </summary>
+    public bool HandOverGradient(Tensor g)
+    {
+        if (Grad is not null || Persistent) return false;
+        Grad = g.View(Shape);
+        return true;
+    }
+
     public Tensor GradOrZeros()
     {
         if (Grad is null)

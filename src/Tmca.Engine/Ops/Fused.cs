@@ -70,11 +70,7 @@ public static partial class Ops
     /// </summary>
     public static Tensor GeluLinear(Tensor u, Tensor w, Tensor? b)
     {
-        int inF = w.Shape[1], outF = w.Shape[0];
-        if (u.Shape[^1] != inF) throw new ArgumentException($"gelu_linear: u {Shape.Format(u.Shape)} vs w {Shape.Format(w.Shape)}");
-        SameBackend(u, w, "gelu_linear");
-        int rows = (int)(u.Numel / inF);
-        var shape = (int[])u.Shape.Clone(); shape[^1] = outF;
+        var (rows, inF, outF, shape) = LinearGeometry("gelu_linear", u, w);
         var y = New(u, shape);
         var be = u.Backend;
         Op.Run("gelu_linear", be, y, Tape.Wants(u, w, b), () =>
@@ -113,6 +109,6 @@ public static partial class Ops
         if (u.Grad is not null || u.Persistent) { be.UnaryBackward(UnaryOp.Gelu, 0, u, gg, gg, u.GradOrZeros()); return; }
         be.Fill(spare, 0);
         be.UnaryBackward(UnaryOp.Gelu, 0, u, gg, gg, spare);
-        u.Grad = spare.View(u.Shape);   // a second tensor over the storage: the caller's dispose of spare leaves it alive
+        u.HandOverGradient(spare);   // a second tensor over the storage: the caller's dispose of spare leaves it alive
     }
 }

@@ -13,7 +13,7 @@ public static partial class Ops
             {
                 // the first gradient to reach x is y's, viewed: handed over with no zero fill and no copy (the tape frees
                 // y's gradient tensor next; the storage lives on in x's). A later one, or a parameter's, is added.
-                if (x.Grad is null && !x.Persistent) { x.Grad = y.Grad!.View(x.Shape); return; }
+                if (x.HandOverGradient(y.Grad!)) return;
                 using var g = y.Grad!.View(x.Shape);
                 x.Backend.Axpy(1.0, g, x.GradOrZeros());
             });

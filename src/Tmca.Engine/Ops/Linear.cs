@@ -6,11 +6,7 @@ public static partial class Ops
     /// <summary>y = x·wᵀ + b over the last axis. x: …×in, w: out×in, b: out → y: …×out.</summary>
     public static Tensor Linear(Tensor x, Tensor w, Tensor? b = null)
     {
-        int inF = w.Shape[1], outF = w.Shape[0];
-        if (x.Shape[^1] != inF) throw new ArgumentException($"linear: x {Shape.Format(x.Shape)} vs w {Shape.Format(w.Shape)}");
-        SameBackend(x, w, "linear");
-        int rows = (int)(x.Numel / inF);
-        var shape = (int[])x.Shape.Clone(); shape[^1] = outF;
+        var (rows, inF, outF, shape) = LinearGeometry("linear", x, w);
         var y = New(x, shape);
         var be = x.Backend;
         Op.Run("linear", be, y, Tape.Wants(x, w, b), () =>
@@ -25,6 +21,17 @@ public static partial class Ops
                 if (b is { RequiresGrad: true }) be.SumTo(gy, b.GradOrZeros(), accumulate: true);                                   // gb += Σ gy
             }, saves: [x, w]);
         return y;
+    }
+
+    /// <summary>The shape check and sizes every x·wᵀ op shares (Linear, GeluLinear): x: …×in, w: out×in → the rows of x
+    /// as a matrix, in, out, and y's shape …×out.</summary>
+    internal static (int Rows, int In, int Out, int[] YShape) LinearGeometry(string op, Tensor x, Tensor w)
+    {
+        int inF = w.Shape[1], outF = w.Shape[0];
+        if (x.Shape[^1] != inF) throw new ArgumentException($"{op}: x {Shape.Format(x.Shape)} vs w {Shape.Format(w.Shape)}");
+        SameBackend(x, w, op);
+        var shape = (int[])x.Shape.Clone(); shape[^1] = outF;
+        return ((int)(x.Numel / inF), inF, outF, shape);
     }
 
     /// <summary>

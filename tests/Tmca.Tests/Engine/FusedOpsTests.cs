@@ -5,85 +5,55 @@ namespace Tmca.Tests;
 
 public class FusedOpsTests
 {
-    // u: 2×64×8×8 pre-activation (32 KiB: large enough for the pool), w: 16×64×1×1, b: 16 — the ConvNeXt GELU → pwconv2 shape, small
-    private static (Tensor u, Tensor w, Tensor b, Tensor dy) Inputs()
-    {
-        var rng = new Random(7);
-        float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
-        var u = Tensor.FromArray(R(2 * 64 * 64), 2, 64, 8, 8); u.RequiresGrad = true;
-        var w = Tensor.FromArray(R(16 * 64), 16, 64, 1, 1); w.RequiresGrad = true;
-        var b = Tensor.FromArray(R(16), 16); b.RequiresGrad = true;
-        var dy = Tensor.FromArray(R(2 * 16 * 64), 2, 16, 8, 8);
-        return (u, w, b, dy);
-    }
+    private static float[] R(Random rng, int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
 
-    private static (float[] y, float[] gu, float[] gw, float[] gb) Run(bool fused)
+    /// <summary>
+    /// Runs a fused op and the chain of ops it replaces on the same inputs (each input requires a gradient) and the same
+    /// output gradient; asserts the output and every input's gradient are equal bit for bit (and no gradient is all
+    /// zero); returns how many more pool bytes the chain holds live than the fused op once the forward is done.
+    /// </summary>
+    private static long AssertFusedEqualsChain(Func<Tensor[], Tensor> fused, Func<Tensor[], Tensor> chain, float[] dy,
+                                               params (float[] Data, int[] Shape)[] inputs)
     {
-        var (u, w, b, dy) = Inputs();
-        using var tape = new Tape();
-        var y = fused ? Ops.GeluConv1x1(u, w, b) : Ops.Conv2d(Ops.Gelu(u), w, b);
-        var yv = y.ToArray<float>();
-        tape.Backward(y, dy, keep: [y]);
-        return (yv, u.Grad!.ToArray<float>(), w.Grad!.ToArray<float>(), b.Grad!.ToArray<float>());
-    }
-
-    [Fact]
-    public void GeluConv1x1EqualsTheChainBitForBit()
-    {
-        var f = Run(fused: true);
-        var c = Run(fused: false);
-        Assert.Equal(c.y, f.y);
-        Assert.Equal(c.gu, f.gu);
-        Assert.Equal(c.gw, f.gw);
-        Assert.Equal(c.gb, f.gb);
-        Assert.Contains(f.gu, v => v != 0);
-    }
-
-    [Fact]
-    public void GeluConv1x1KeepsNoGeluOutputAfterTheForward()
-    {
-        long Live(bool fused)
+        (float[] y, float[][] grads, long live) Run(Func<Tensor[], Tensor> op)
         {
-            var (u, w, b, _) = Inputs();
+            var xs = inputs.Select(i => { var t = Tensor.FromArray(i.Data, i.Shape); t.RequiresGrad = true; return t; }).ToArray();
+            using var tape = new Tape();
             long before = CpuArrayPool.ThreadLiveBytes;
-            using (new TensorScope())
-            {
-                using var tape = new Tape();
-                var y = fused ? Ops.GeluConv1x1(u, w, b) : Ops.Conv2d(Ops.Gelu(u), w, b);
-                return CpuArrayPool.ThreadLiveBytes - before;
-            }
+            var y = op(xs);
+            long live = CpuArrayPool.ThreadLiveBytes - before;
+            var yv = y.ToArray<float>();
+            tape.Backward(y, Tensor.FromArray(dy, y.Shape), keep: [y]);
+            return (yv, xs.Select(x => x.Grad!.ToArray<float>()).ToArray(), live);
         }
-        // the chain also holds gelu(u): 2×64×8×8 floats
-        Assert.Equal(2 * 64 * 64 * 4, Live(fused: false) - Live(fused: true));
+        var f = Run(fused);
+        var c = Run(chain);
+        Assert.Equal(c.y, f.y);
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            Assert.Equal(c.grads[i], f.grads[i]);
+            Assert.Contains(f.grads[i], v => v != 0);
+        }
+        return c.live - f.live;
+    }
+
+    [Fact]
+    public void GeluConv1x1EqualsTheChainBitForBitAndKeepsNoGeluOutput()
+    {
+        // u: 2×64×8×8 pre-activation (32 KiB: large enough for the pool), w: 16×64×1×1, b: 16 — the ConvNeXt GELU → pwconv2 shape, small
+        var rng = new Random(7);
+        var extra = AssertFusedEqualsChain(x => Ops.GeluConv1x1(x[0], x[1], x[2]), x => Ops.Conv2d(Ops.Gelu(x[0]), x[1], x[2]), R(rng, 2 * 16 * 64),
+                                           (R(rng, 2 * 64 * 64), [2, 64, 8, 8]), (R(rng, 16 * 64), [16, 64, 1, 1]), (R(rng, 16), [16]));
+        Assert.Equal(2 * 64 * 64 * 4, extra);   // the chain also holds gelu(u)
     }
 
     [Fact]
     public void AddScaledEqualsMulThenAddBitForBitAndKeepsNoProduct()
     {
         var rng = new Random(11);
-        float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
-        float[] xs = R(2 * 16 * 64), hs = R(2 * 16 * 64), gs = R(16), dys = R(2 * 16 * 64);
-        (float[] y, float[] gx, float[] gh, float[] gg, long live) Run(bool fused)
-        {
-            var x = Tensor.FromArray(xs, 2, 16, 8, 8); x.RequiresGrad = true;
-            var h = Tensor.FromArray(hs, 2, 16, 8, 8); h.RequiresGrad = true;
-            var g = Tensor.FromArray(gs, 16, 1, 1); g.RequiresGrad = true;
-            using var tape = new Tape();
-            long before = CpuArrayPool.ThreadLiveBytes;
-            var y = fused ? Ops.AddScaled(x, h, g) : Ops.Add(x, Ops.Mul(h, g));
-            long live = CpuArrayPool.ThreadLiveBytes - before;
-            var yv = y.ToArray<float>();
-            tape.Backward(y, Tensor.FromArray(dys, 2, 16, 8, 8), keep: [y]);
-            return (yv, x.Grad!.ToArray<float>(), h.Grad!.ToArray<float>(), g.Grad!.ToArray<float>(), live);
-        }
-        var f = Run(fused: true);
-        var c = Run(fused: false);
-        Assert.Equal(c.y, f.y);
-        Assert.Equal(c.gx, f.gx);
-        Assert.Equal(c.gh, f.gh);
-        Assert.Equal(c.gg, f.gg);
-        Assert.Contains(f.gg, v => v != 0);
-        Assert.Equal(2 * 16 * 64 * 4, c.live - f.live);   // the chain also holds h ⊙ γ until the backward
+        var extra = AssertFusedEqualsChain(x => Ops.AddScaled(x[0], x[1], x[2]), x => Ops.Add(x[0], Ops.Mul(x[1], x[2])), R(rng, 2 * 16 * 64),
+                                           (R(rng, 2 * 16 * 64), [2, 16, 8, 8]), (R(rng, 2 * 16 * 64), [2, 16, 8, 8]), (R(rng, 16), [16, 1, 1]));
+        Assert.Equal(2 * 16 * 64 * 4, extra);   // the chain also holds h ⊙ γ until the backward
     }
 
     [Fact]
@@ -119,28 +89,8 @@ public class FusedOpsTests
     public void GeluLinearEqualsTheChainBitForBitAndKeepsNoGeluOutput()
     {
         var rng = new Random(5);
-        float[] R(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 4 - 2)).ToArray();
-        float[] us = R(3 * 40 * 64), ws = R(24 * 64), bs = R(24), dys = R(3 * 40 * 24);
-        (float[] y, float[] gu, float[] gw, float[] gb, long live) Run(bool fused)
-        {
-            var u = Tensor.FromArray(us, 3, 40, 64); u.RequiresGrad = true;
-            var w = Tensor.FromArray(ws, 24, 64); w.RequiresGrad = true;
-            var b = Tensor.FromArray(bs, 24); b.RequiresGrad = true;
-            using var tape = new Tape();
-            long before = CpuArrayPool.ThreadLiveBytes;
-            var y = fused ? Ops.GeluLinear(u, w, b) : Ops.Linear(Ops.Gelu(u), w, b);
-            long live = CpuArrayPool.ThreadLiveBytes - before;
-            var yv = y.ToArray<float>();
-            tape.Backward(y, Tensor.FromArray(dys, 3, 40, 24), keep: [y]);
-            return (yv, u.Grad!.ToArray<float>(), w.Grad!.ToArray<float>(), b.Grad!.ToArray<float>(), live);
-        }
-        var f = Run(fused: true);
-        var c = Run(fused: false);
-        Assert.Equal(c.y, f.y);
-        Assert.Equal(c.gu, f.gu);
-        Assert.Equal(c.gw, f.gw);
-        Assert.Equal(c.gb, f.gb);
-        Assert.Contains(f.gu, v => v != 0);
-        Assert.Equal(3 * 40 * 64 * 4, c.live - f.live);   // the chain also holds gelu(u)
+        var extra = AssertFusedEqualsChain(x => Ops.GeluLinear(x[0], x[1], x[2]), x => Ops.Linear(Ops.Gelu(x[0]), x[1], x[2]), R(rng, 3 * 40 * 24),
+                                           (R(rng, 3 * 40 * 64), [3, 40, 64]), (R(rng, 24 * 64), [24, 64]), (R(rng, 24), [24]));
+        Assert.Equal(3 * 40 * 64 * 4, extra);   // the chain also holds gelu(u)
     }
 }
