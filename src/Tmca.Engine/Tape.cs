@@ -115,7 +115,7 @@ public sealed class Tape : IDisposable
             if (handOverSeed && seed is not null && loss.Grad is null && Shape.Equal(seed.Shape, loss.Shape)) loss.Grad = seed;
             else
             {
-                var g = loss.GradOrZeros();
+                var (g, _) = loss.GradForWrite();   // overwritten whole: no zero fill first
                 if (seed is null) g.Backend.Fill(g, 1.0);
                 else g.Backend.Copy(seed, g);
             }

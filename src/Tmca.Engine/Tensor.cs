@@ -165,6 +165,21 @@ public sealed class Tensor : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// The gradient buffer a backward is about to write, and whether it must add to it. Where this tensor has no
+    /// gradient yet, a fresh one that is <em>not</em> zero-filled, and false: the backward assigns every element (a GEMM
+    /// with β = 0, a permute or sum-to without accumulate) — the first writer assigns, and the memset a zero-filled
+    /// gradient costs (one stream operation and a full write on a device) is gone (issue 17). Else the existing gradient
+    /// and true. Only for backwards that write the whole gradient; the others use <see cref="GradOrZeros"/>.
+    /// </summary>
+    public (Tensor Grad, bool Accumulate) GradForWrite()
+    {
+        if (Grad is not null) return (Grad, true);
+        using var _ = Persistent ? TensorScope.Suspend() : default;
+        Grad = new Tensor((int[])Shape.Clone(), Backend.AllocateUninitialized(DType, Numel), Persistent);
+        return (Grad, false);
+    }
+
     public Tensor GradOrZeros()
     {
         if (Grad is null)

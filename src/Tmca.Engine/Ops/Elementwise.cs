@@ -65,7 +65,7 @@ public static partial class Ops
             var gy = y.Grad!;
             switch (op)
             {
-                case BinaryOp.Add: ReduceInto(gy, a); ReduceInto(gy, b); break;
+                case BinaryOp.Add: ReduceInto(gy, a, mayHandOver: true); ReduceInto(gy, b); break;   // b copies gy before anything adds to a's
                 case BinaryOp.Sub: ReduceInto(gy, a); ReduceInto(gy, b, -1.0); break;
                 case BinaryOp.Mul:
                     if (a.RequiresGrad) MulInto(gy, b, a);
@@ -91,7 +91,12 @@ public static partial class Ops
     private static void MulInto(Tensor gy, Tensor other, Tensor target)
     {
         var be = gy.Backend;
-        if (Shape.Equal(target.Shape, gy.Shape)) { be.Binary(BinaryOp.Mul, gy, other, target.GradOrZeros(), accumulate: true); return; }
+        if (Shape.Equal(target.Shape, gy.Shape))
+        {
+            var (g, acc) = target.GradForWrite();
+            be.Binary(BinaryOp.Mul, gy, other, g, accumulate: acc);
+            return;
+        }
         using var t = NewLike(gy);   // freed now, not at the step's end (a full-size temporary per broadcast operand)
         be.Binary(BinaryOp.Mul, gy, other, t, false);
         ReduceInto(t, target);

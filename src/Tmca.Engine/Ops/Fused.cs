@@ -56,9 +56,9 @@ public static partial class Ops
             }, () =>
             {
                 var gy = y.Grad!;
-                ReduceInto(gy, x);
                 if (h.RequiresGrad) MulInto(gy, gamma, h);
                 if (gamma.RequiresGrad) MulInto(gy, h, gamma);
+                ReduceInto(gy, x, mayHandOver: true);   // last: from here on x's gradient may be gy itself
             }, saves: [h, gamma]);
         return y;
     }
@@ -84,12 +84,12 @@ public static partial class Ops
                 var gy = y.Grad!;
                 var g = NewLike(u);
                 be.Unary(UnaryOp.Gelu, 0, u, g);                                                     // recomputed: same kernel, same input
-                if (w.RequiresGrad) be.Gemm(true, false, outF, inF, rows, 1.0, gy, 0, 0, g, 0, 0, 1.0, w.GradOrZeros(), 0, 0, 1);   // gw += gyᵀ·g
-                if (b is { RequiresGrad: true }) be.SumTo(gy, b.GradOrZeros(), accumulate: true);                                   // gb += Σ gy
+                if (w.RequiresGrad) { var (gw, acc) = w.GradForWrite(); be.Gemm(true, false, outF, inF, rows, 1.0, gy, 0, 0, g, 0, 0, Beta(acc), gw, 0, 0, 1); }   // gw (+)= gyᵀ·g
+                if (b is { RequiresGrad: true }) { var (gb, acc) = b.GradForWrite(); be.SumTo(gy, gb, accumulate: acc); }                                        // gb (+)= Σ gy
                 if (u.RequiresGrad)
                 {
-                    using var gg = Tensor.Zeros(u.Shape, u.DType, be);                               // d/dg, zero-filled as the chain's grad is
-                    be.Gemm(false, false, rows, inF, outF, 1.0, gy, 0, 0, w, 0, 0, 1.0, gg, 0, 0, 1);   // gg = gy·w
+                    using var gg = NewLike(u);                                                        // d/dg, assigned (the chain's first writer assigns too)
+                    be.Gemm(false, false, rows, inF, outF, 1.0, gy, 0, 0, w, 0, 0, 0.0, gg, 0, 0, 1);   // gg = gy·w
                     GeluBackwardInto(u, gg, g);
                 }
                 g.Dispose();

@@ -15,7 +15,9 @@ public static partial class Ops
                 // y's gradient tensor next; the storage lives on in x's). A later one, or a parameter's, is added.
                 if (x.HandOverGradient(y.Grad!)) return;
                 using var g = y.Grad!.View(x.Shape);
-                x.Backend.Axpy(1.0, g, x.GradOrZeros());
+                var (gx, acc) = x.GradForWrite();
+                if (acc) x.Backend.Axpy(1.0, g, gx);
+                else x.Backend.Copy(g, gx);
             });
         return y;
     }
@@ -30,7 +32,8 @@ public static partial class Ops
         {
             var inv = new int[perm.Length];
             for (int i = 0; i < perm.Length; i++) inv[perm[i]] = i;
-            x.Backend.Permute(y.Grad!, inv, x.GradOrZeros(), accumulate: true);
+            var (gx, acc) = x.GradForWrite();
+            x.Backend.Permute(y.Grad!, inv, gx, accumulate: acc);
         });
         return y;
     }
@@ -57,7 +60,10 @@ public static partial class Ops
             {
                 for (int i = 0; i < xs.Count; i++)
                     if (xs[i].RequiresGrad)
-                        y.Backend.CopyAxisRange(y.Grad!, starts[i], xs[i].GradOrZeros(), 0, axis, xs[i].Shape[axis], accumulate: true);
+                    {
+                        var (gx, acc) = xs[i].GradForWrite();   // the slice covers all of x's gradient
+                        y.Backend.CopyAxisRange(y.Grad!, starts[i], gx, 0, axis, xs[i].Shape[axis], accumulate: acc);
+                    }
             });
         return y;
     }
@@ -80,7 +86,7 @@ public static partial class Ops
         var y = New(x, shape);
         Op.Run("broadcast", x.Backend, y, Tape.Wants(x),
             () => x.Backend.BroadcastTo(x, y, accumulate: false),
-            () => x.Backend.SumTo(y.Grad!, x.GradOrZeros(), accumulate: true));
+            () => { var (gx, acc) = x.GradForWrite(); x.Backend.SumTo(y.Grad!, gx, accumulate: acc); });
         return y;
     }
 
@@ -90,7 +96,7 @@ public static partial class Ops
         var y = New(x, shape);
         Op.Run("sum", x.Backend, y, Tape.Wants(x),
             () => x.Backend.SumTo(x, y, accumulate: false),
-            () => x.Backend.BroadcastTo(y.Grad!, x.GradOrZeros(), accumulate: true));
+            () => { var (gx, acc) = x.GradForWrite(); x.Backend.BroadcastTo(y.Grad!, gx, accumulate: acc); });
         return y;
     }
 

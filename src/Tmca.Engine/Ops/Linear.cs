@@ -16,12 +16,15 @@ public static partial class Ops
             }, () =>
             {
                 var gy = y.Grad!;
-                if (x.RequiresGrad) be.Gemm(false, false, rows, inF, outF, 1.0, gy, 0, 0, w, 0, 0, 1.0, x.GradOrZeros(), 0, 0, 1);   // gx += gy·w
-                if (w.RequiresGrad) be.Gemm(true, false, outF, inF, rows, 1.0, gy, 0, 0, x, 0, 0, 1.0, w.GradOrZeros(), 0, 0, 1);    // gw += gyᵀ·x
-                if (b is { RequiresGrad: true }) be.SumTo(gy, b.GradOrZeros(), accumulate: true);                                   // gb += Σ gy
+                if (x.RequiresGrad) { var (gx, acc) = x.GradForWrite(); be.Gemm(false, false, rows, inF, outF, 1.0, gy, 0, 0, w, 0, 0, Beta(acc), gx, 0, 0, 1); }   // gx (+)= gy·w
+                if (w.RequiresGrad) { var (gw, acc) = w.GradForWrite(); be.Gemm(true, false, outF, inF, rows, 1.0, gy, 0, 0, x, 0, 0, Beta(acc), gw, 0, 0, 1); }   // gw (+)= gyᵀ·x
+                if (b is { RequiresGrad: true }) { var (gb, acc) = b.GradForWrite(); be.SumTo(gy, gb, accumulate: acc); }                                        // gb (+)= Σ gy
             }, saves: [x, w]);
         return y;
     }
+
+    /// <summary>A GEMM's β for a gradient from <see cref="Tensor.GradForWrite"/>: 1 adds to it, 0 assigns (a fresh one).</summary>
+    internal static double Beta(bool accumulate) => accumulate ? 1.0 : 0.0;
 
     /// <summary>The shape check and sizes every x·wᵀ op shares (Linear, GeluLinear): x: …×in, w: out×in → the rows of x
     /// as a matrix, in, out, and y's shape …×out.</summary>
@@ -58,26 +61,29 @@ public static partial class Ops
                 var gy = y.Grad!;
                 if (a.RequiresGrad)
                 {
-                    // gA = gC·op(B)ᵀ (stored m×k), or op(B)·gCᵀ when A is stored transposed (k×m).
-                    var ga = a.GradOrZeros();
+                    // gA = gC·op(B)ᵀ (stored m×k), or op(B)·gCᵀ when A is stored transposed (k×m). A shared A sums the
+                    // batch entries' products one GEMM at a time: only the first may assign.
+                    var (ga, acc) = a.GradForWrite();
                     for (int i = 0; i < (sA == 0 ? batch : 1); i++)
                     {
                         int cnt = sA == 0 ? 1 : batch;
                         long offY = sA == 0 ? i * sC : 0, offB = sA == 0 ? i * sB : 0;
-                        if (!transA) be.Gemm(false, !transB, m, k, n, 1.0, gy, offY, sC, b, offB, sB, 1.0, ga, 0, sA, cnt);
-                        else be.Gemm(transB, true, k, m, n, 1.0, b, offB, sB, gy, offY, sC, 1.0, ga, 0, sA, cnt);
+                        double beta = Beta(acc || i > 0);
+                        if (!transA) be.Gemm(false, !transB, m, k, n, 1.0, gy, offY, sC, b, offB, sB, beta, ga, 0, sA, cnt);
+                        else be.Gemm(transB, true, k, m, n, 1.0, b, offB, sB, gy, offY, sC, beta, ga, 0, sA, cnt);
                     }
                 }
                 if (b.RequiresGrad)
                 {
                     // gB = op(A)ᵀ·gC (stored k×n), or gCᵀ·op(A) when B is stored transposed (n×k).
-                    var gb = b.GradOrZeros();
+                    var (gb, acc) = b.GradForWrite();
                     for (int i = 0; i < (sB == 0 ? batch : 1); i++)
                     {
                         int cnt = sB == 0 ? 1 : batch;
                         long offY = sB == 0 ? i * sC : 0, offA = sB == 0 ? i * sA : 0;
-                        if (!transB) be.Gemm(!transA, false, k, n, m, 1.0, a, offA, sA, gy, offY, sC, 1.0, gb, 0, sB, cnt);
-                        else be.Gemm(true, transA, n, k, m, 1.0, gy, offY, sC, a, offA, sA, 1.0, gb, 0, sB, cnt);
+                        double beta = Beta(acc || i > 0);
+                        if (!transB) be.Gemm(!transA, false, k, n, m, 1.0, a, offA, sA, gy, offY, sC, beta, gb, 0, sB, cnt);
+                        else be.Gemm(true, transA, n, k, m, 1.0, gy, offY, sC, a, offA, sA, beta, gb, 0, sB, cnt);
                     }
                 }
             }, saves: [a, b]);

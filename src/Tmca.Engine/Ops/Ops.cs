@@ -21,14 +21,30 @@ public static partial class Ops
     internal static Tensor NewLike(Tensor t) => Tensor.Empty(t.Shape, t.DType, t.Backend);
     internal static Tensor New(Tensor like, params int[] shape) => Tensor.Empty(shape, like.DType, like.Backend);
 
-    /// <summary>Adds sign·full into target's gradient, summing over the axes target was broadcast along.</summary>
-    internal static void ReduceInto(Tensor full, Tensor target, double sign = 1.0)
+    /// <summary>
+    /// Adds sign·full into target's gradient, summing over the axes target was broadcast along. A first gradient is
+    /// assigned, not zero-filled and added to; with <paramref name="mayHandOver"/> (full is the op's output gradient,
+    /// which the tape frees next, and no other operand takes it) a same-shaped first gradient is full itself, viewed.
+    /// </summary>
+    internal static void ReduceInto(Tensor full, Tensor target, double sign = 1.0, bool mayHandOver = false)
     {
         if (!target.RequiresGrad) return;
-        var g = target.GradOrZeros();
         var be = full.Backend;
-        if (Shape.Equal(full.Shape, target.Shape)) be.Axpy(sign, full, g);
-        else if (sign == 1.0) be.SumTo(full, g, accumulate: true);
+        bool same = Shape.Equal(full.Shape, target.Shape);
+        if (same && sign == 1.0 && mayHandOver && target.HandOverGradient(full)) return;
+        var (g, acc) = target.GradForWrite();
+        if (same)
+        {
+            if (acc) be.Axpy(sign, full, g);
+            else if (sign == 1.0) be.Copy(full, g);
+            else be.Unary(UnaryOp.Scale, sign, full, g);
+        }
+        else if (sign == 1.0) be.SumTo(full, g, accumulate: acc);
+        else if (!acc)
+        {
+            be.SumTo(full, g, accumulate: false);
+            be.Unary(UnaryOp.Scale, sign, g, g);
+        }
         else
         {
             using var tmp = NewLike(target);
