@@ -27,9 +27,9 @@ KERNEL void layernorm_f32(const float* __restrict__ x, const float* __restrict__
     }
 }
 
-// gx += r·(g − mean(g) − x̂·mean(g·x̂)), g = gy·w
+// gx (+)= r·(g − mean(g) − x̂·mean(g·x̂)), g = gy·w. acc = 0: gx is a fresh gradient, assigned (not read).
 KERNEL void layernorm_backward_dx_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ mean,
-                                      const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gx, i64 rows, int C) {
+                                      const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gx, i64 rows, int C, int acc) {
     i64 row = (i64)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int lane = threadIdx.x & 31;
     if (row >= rows) return;
@@ -47,7 +47,9 @@ KERNEL void layernorm_backward_dx_f32(const float* __restrict__ x, const float* 
     float* out = gx + row * C;
     for (int j = lane; j < C; j += 32) {
         float g = gr[j] * (w ? w[j] : 1.0f);
-        out[j] += r * (g - sg - (xr[j] - mu) * r * sgx);
+        float base = 0.0f;
+        if (acc) base = out[j];
+        out[j] = base + r * (g - sg - (xr[j] - mu) * r * sgx);
     }
 }
 
@@ -78,15 +80,15 @@ KERNEL void layernorm_backward_dwdb_partial_f32(const float* __restrict__ x, con
     }
 }
 
-// Stage 2: gw[c] += Σ_chunk part_w[chunk, c] (and the same for gb); either output may be null.
+// Stage 2: gw[c] (+)= Σ_chunk part_w[chunk, c] (and the same for gb); either output may be null; acc = 0 assigns.
 KERNEL void layernorm_backward_dwdb_final_f32(const float* __restrict__ part_w, const float* __restrict__ part_b,
-                                              float* gw, float* gb, int chunks, int C) {
+                                              float* gw, float* gb, int chunks, int C, int acc) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float tw = 0.0f, tb = 0.0f;
     for (int k = 0; k < chunks; ++k) { tw += part_w[(i64)k * C + c]; tb += part_b[(i64)k * C + c]; }
-    if (gw) gw[c] += tw;
-    if (gb) gb[c] += tb;
+    if (gw) gw[c] = (acc ? gw[c] : 0.0f) + tw;
+    if (gb) gb[c] = (acc ? gb[c] : 0.0f) + tb;
 }
 
 // ---- channels-first layer norm (over channels, ConvNeXt): x viewed as outer × C × inner ------------------------
@@ -113,10 +115,10 @@ KERNEL void layernorm_channels_first_f32(const float* __restrict__ x, const floa
     }
 }
 
-// gx += r·(g − mean_c(g) − x̂·mean_c(g·x̂)), g = gy·w, per (outer, inner) position
+// gx (+)= r·(g − mean_c(g) − x̂·mean_c(g·x̂)), g = gy·w, per (outer, inner) position; acc = 0 assigns gx
 KERNEL void layernorm_channels_first_backward_dx_f32(const float* __restrict__ x, const float* __restrict__ w, const float* __restrict__ mean,
                                                      const float* __restrict__ rstd, const float* __restrict__ gy, float* __restrict__ gx,
-                                                     i64 outer, int C, i64 inner) {
+                                                     i64 outer, int C, i64 inner, int acc) {
     FOR_EACH(i, outer * inner) {
         i64 o = i / inner, q = i % inner, base = o * C * inner + q;
         float mu = mean[i], r = rstd[i], sg = 0.0f, sgx = 0.0f;
@@ -130,14 +132,16 @@ KERNEL void layernorm_channels_first_backward_dx_f32(const float* __restrict__ x
         for (int c = 0; c < C; ++c) {
             i64 at = base + (i64)c * inner;
             float g = gy[at] * (w ? w[c] : 1.0f);
-            gx[at] += r * (g - sg - (x[at] - mu) * r * sgx);
+            float base = 0.0f;
+            if (acc) base = gx[at];
+            gx[at] = base + r * (g - sg - (x[at] - mu) * r * sgx);
         }
     }
 }
 
-// gw[c] += Σ gy·x̂, gb[c] += Σ gy over all (outer, inner) positions: one block per channel, a fixed order
+// gw[c] (+)= Σ gy·x̂, gb[c] (+)= Σ gy over all (outer, inner) positions: one block per channel, a fixed order; acc = 0 assigns
 KERNEL void layernorm_channels_first_backward_dwdb_f32(const float* __restrict__ x, const float* __restrict__ mean, const float* __restrict__ rstd,
-                                                       const float* __restrict__ gy, float* gw, float* gb, i64 outer, int C, i64 inner) {
+                                                       const float* __restrict__ gy, float* gw, float* gb, i64 outer, int C, i64 inner, int acc) {
     __shared__ float scratch[32];
     int c = blockIdx.x;
     float aw = 0.0f, ab = 0.0f;
@@ -150,8 +154,8 @@ KERNEL void layernorm_channels_first_backward_dwdb_f32(const float* __restrict__
     aw = block_sum(aw, scratch);
     ab = block_sum(ab, scratch);
     if (threadIdx.x == 0) {
-        if (gw) gw[c] += aw;
-        if (gb) gb[c] += ab;
+        if (gw) gw[c] = (acc ? gw[c] : 0.0f) + aw;
+        if (gb) gb[c] = (acc ? gb[c] : 0.0f) + ab;
     }
 }
 

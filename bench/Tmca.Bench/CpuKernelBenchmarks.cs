@@ -53,7 +53,7 @@ public class ConvBenchmarks
     [Benchmark] public void Depthwise7x7Forward() => _be.Conv2d(_xd, _wd, _bd, _yd, 1, 3, Cd);
     [Benchmark] public void Depthwise7x7Backward() => _be.Conv2dBackward(_xd, _wd, _yd, _gxd, _gwd, _gbd, 1, 3, Cd);
     [Benchmark] public void LayerNormForward() => _be.LayerNorm(_xl, _wl, _bl, _yl, _ml, _rl, B * H * H, Cd, 1, 1e-6);
-    [Benchmark] public void LayerNormBackward() => _be.LayerNormBackward(_xl, _wl, _ml, _rl, _yl, _gxl, _gwl, _gbl, B * H * H, Cd, 1);
+    [Benchmark] public void LayerNormBackward() => _be.LayerNormBackward(_xl, _wl, _ml, _rl, _yl, _gxl, _gwl, _gbl, B * H * H, Cd, 1, accumulate: true);
 
     public static double Conv3x3Flops => 2.0 * B * Cout * H * H * Cin * 9;
     public static double DepthwiseFlops => 2.0 * B * Cd * H * H * 49;

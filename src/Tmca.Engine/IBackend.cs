@@ -99,7 +99,9 @@ public interface IBackend
     /// <summary>x viewed as outer×C×inner, normalised over C (inner = 1: last axis; inner = H·W: channels-first).
     /// mean, rstd: outer×inner, saved for backward.</summary>
     void LayerNorm(Tensor x, Tensor? w, Tensor? b, Tensor y, Tensor mean, Tensor rstd, int outer, int c, int inner, double eps);
-    void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner);
+    /// <summary>gx, gw, gb (each may be null) receive the gradients: added to what they hold when
+    /// <paramref name="accumulate"/>, else assigned (fresh, uninitialised gradients: no zero fill needed).</summary>
+    void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner, bool accumulate);
     /// <summary>x: B×C×H×W. Normalises with the batch's biased variance, updates running_var with the unbiased one.
     /// saveMean, saveInvStd: C.</summary>
     void BatchNormTrain(Tensor x, Tensor w, Tensor b, Tensor y, Tensor saveMean, Tensor saveInvStd,

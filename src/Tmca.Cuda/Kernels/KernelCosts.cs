@@ -165,29 +165,30 @@ public static class KernelCosts
         // ---- norm.cu: layer norm 8 FLOPs per element forward, 11 for dx, 5 for the weight sums; batch norm alike ----
         // layernorm_f32(x, w, b, y, mean, rstd, rows, C, eps)
         ["layernorm_f32"] = l => LayerNormForward(l, rows: l.I64(6), c: l.I32(7)),
-        // layernorm_backward_dx_f32(x, w, mean, rstd, gy, gx, rows, C)
-        ["layernorm_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6), c: l.I32(7)),
+        // layernorm_backward_dx_f32(x, w, mean, rstd, gy, gx, rows, C, acc)
+        ["layernorm_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6), c: l.I32(7), acc: l.I32(8) != 0),
         // layernorm_backward_dwdb_partial_f32(x, mean, rstd, gy, part_w, part_b, rows, C, per_chunk): chunks = grid.y
         ["layernorm_backward_dwdb_partial_f32"] = l =>
         {
             long rows = l.I64(6), c = l.I32(7), e = rows * c, chunks = l.Grid.Y;
             return Simt(5 * e, F * (2 * e + 2 * rows), F * 2 * chunks * c);
         },
-        // layernorm_backward_dwdb_final_f32(part_w, part_b, gw, gb, chunks, C): gw, gb += Σ partials (either may be null)
+        // layernorm_backward_dwdb_final_f32(part_w, part_b, gw, gb, chunks, C, acc): gw, gb (+)= Σ partials (either may be
+        // null); the outputs are read only when accumulated into
         ["layernorm_backward_dwdb_final_f32"] = l =>
         {
             long chunks = l.I32(4), c = l.I32(5); long outs = If(l.NonNull(2), c) + If(l.NonNull(3), c);
-            return Simt(2 * chunks * c, F * (2 * chunks * c + outs), F * outs);
+            return Simt(2 * chunks * c, F * (2 * chunks * c + If(l.I32(6) != 0, outs)), F * outs);
         },
         // layernorm_channels_first_f32(x, w, b, y, mean, rstd, outer, C, inner, eps)
         ["layernorm_channels_first_f32"] = l => LayerNormForward(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
-        // layernorm_channels_first_backward_dx_f32(x, w, mean, rstd, gy, gx, outer, C, inner)
-        ["layernorm_channels_first_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6) * l.I64(8), c: l.I32(7)),
-        // layernorm_channels_first_backward_dwdb_f32(x, mean, rstd, gy, gw, gb, outer, C, inner)
+        // layernorm_channels_first_backward_dx_f32(x, w, mean, rstd, gy, gx, outer, C, inner, acc)
+        ["layernorm_channels_first_backward_dx_f32"] = l => LayerNormDx(l, rows: l.I64(6) * l.I64(8), c: l.I32(7), acc: l.I32(9) != 0),
+        // layernorm_channels_first_backward_dwdb_f32(x, mean, rstd, gy, gw, gb, outer, C, inner, acc)
         ["layernorm_channels_first_backward_dwdb_f32"] = l =>
         {
             long pos = l.I64(6) * l.I64(8), c = l.I32(7), e = pos * c; long outs = If(l.NonNull(4), c) + If(l.NonNull(5), c);
-            return Simt(5 * e, F * (2 * e + 2 * pos + outs), F * outs);
+            return Simt(5 * e, F * (2 * e + 2 * pos + If(l.I32(9) != 0, outs)), F * outs);
         },
         // batchnorm_train_f32(x, w, b, y, save_mean, save_invstd, run_mean, run_var, B, C, HW, eps, momentum):
         // x read once (its three passes over a channel stay in cache), running stats read-modify-write
@@ -382,11 +383,11 @@ public static class KernelCosts
         return Simt(8 * e, F * (e + If(l.NonNull(1), c) + If(l.NonNull(2), c)), F * (e + If(l.NonNull(4), rows) + If(l.NonNull(5), rows)));
     }
 
-    // gx += …: x, gy, gx (and w) read, mean and rstd per row
-    private static KernelCost LayerNormDx(in KernelLaunch l, long rows, long c)
+    // gx (+)= …: x, gy (and w) read, mean and rstd per row; gx read too when accumulated into
+    private static KernelCost LayerNormDx(in KernelLaunch l, long rows, long c, bool acc)
     {
         long e = rows * c;
-        return Simt(11 * e, F * (3 * e + If(l.NonNull(1), c) + 2 * rows), F * e);
+        return Simt(11 * e, F * ((acc ? 3 : 2) * e + If(l.NonNull(1), c) + 2 * rows), F * e);
     }
 
     /// <summary>tmca_target_logits_f32's cost (the kernel lab's v1 declares its own from it: the same useful work).</summary>

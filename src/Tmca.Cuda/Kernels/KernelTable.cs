@@ -34,16 +34,16 @@ public static class KernelTable
 
     // ---- norm.cu: layer norm over the last axis ----
     public static readonly KernelDescriptor LayerNorm = new("norm.cu", "layernorm_f32", [CF, CF, CF, PF, PF, PF, L, I, F], LaunchRule.WarpPerRow);
-    public static readonly KernelDescriptor LayerNormBackwardDx = new("norm.cu", "layernorm_backward_dx_f32", [CF, CF, CF, CF, CF, PF, L, I], LaunchRule.WarpPerRow);
+    public static readonly KernelDescriptor LayerNormBackwardDx = new("norm.cu", "layernorm_backward_dx_f32", [CF, CF, CF, CF, CF, PF, L, I, I], LaunchRule.WarpPerRow);
     /// <summary>grid (ceil(C/32), chunks), block (32, 8).</summary>
     public static readonly KernelDescriptor LayerNormBackwardDwDbPartial = new("norm.cu", "layernorm_backward_dwdb_partial_f32", [CF, CF, CF, CF, PF, PF, L, I, L], LaunchRule.Explicit, 32, 8);
-    public static readonly KernelDescriptor LayerNormBackwardDwDbFinal = new("norm.cu", "layernorm_backward_dwdb_final_f32", [CF, CF, PF, PF, I, I], LaunchRule.ThreadPerItem);
+    public static readonly KernelDescriptor LayerNormBackwardDwDbFinal = new("norm.cu", "layernorm_backward_dwdb_final_f32", [CF, CF, PF, PF, I, I, I], LaunchRule.ThreadPerItem);
 
     // ---- norm.cu: layer norm over channels (x: outer × C × inner) and batch norm (x: B × C × HW) ----
     public static readonly KernelDescriptor LayerNormChannelsFirst = new("norm.cu", "layernorm_channels_first_f32", [CF, CF, CF, PF, PF, PF, L, I, L, F], LaunchRule.GridStride);
-    public static readonly KernelDescriptor LayerNormChannelsFirstBackwardDx = new("norm.cu", "layernorm_channels_first_backward_dx_f32", [CF, CF, CF, CF, CF, PF, L, I, L], LaunchRule.GridStride);
+    public static readonly KernelDescriptor LayerNormChannelsFirstBackwardDx = new("norm.cu", "layernorm_channels_first_backward_dx_f32", [CF, CF, CF, CF, CF, PF, L, I, L, I], LaunchRule.GridStride);
     /// <summary>One block per channel.</summary>
-    public static readonly KernelDescriptor LayerNormChannelsFirstBackwardDwDb = new("norm.cu", "layernorm_channels_first_backward_dwdb_f32", [CF, CF, CF, CF, PF, PF, L, I, L], LaunchRule.Explicit);
+    public static readonly KernelDescriptor LayerNormChannelsFirstBackwardDwDb = new("norm.cu", "layernorm_channels_first_backward_dwdb_f32", [CF, CF, CF, CF, PF, PF, L, I, L, I], LaunchRule.Explicit);
     /// <summary>One block per channel.</summary>
     public static readonly KernelDescriptor BatchNormTrain = new("norm.cu", "batchnorm_train_f32", [CF, CF, CF, PF, PF, PF, PF, PF, I, I, L, F, F], LaunchRule.Explicit);
     public static readonly KernelDescriptor BatchNormEval = new("norm.cu", "batchnorm_eval_f32", [CF, CF, CF, PF, CF, CF, I, L, L, F], LaunchRule.GridStride);

@@ -30,8 +30,9 @@ public sealed partial class CudaBackend
         Launch(ref a, KernelTable.LayerNormChannelsFirst.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
     }
 
-    // gx += r·(g − mean(g) − x̂·mean(g·x̂)), g = gy·w; gw += Σ gy·x̂, gb += Σ gy (deterministic two-stage sums)
-    public void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner)
+    // gx (+)= r·(g − mean(g) − x̂·mean(g·x̂)), g = gy·w; gw (+)= Σ gy·x̂, gb (+)= Σ gy (deterministic two-stage sums);
+    // accumulate = false assigns fresh gradients
+    public void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner, bool accumulate)
     {
         RequireF32("layer norm backward", x, w, mean, rstd, gy, gx, gw, gb);
         BackendChecks.Cover(x, outer, c, inner, "layer norm backward");
@@ -40,11 +41,12 @@ public sealed partial class CudaBackend
         BackendChecks.Count(mean, (long)outer * inner, "layer norm mean"); BackendChecks.Count(rstd, (long)outer * inner, "layer norm rstd");
         long rows = outer;
         if (rows == 0 || c == 0 || inner == 0) return;
-        if (inner != 1) { LayerNormChannelsFirstBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, inner); return; }
+        int acc = accumulate ? 1 : 0;
+        if (inner != 1) { LayerNormChannelsFirstBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, inner, acc); return; }
         if (gx is not null)
         {
             var a = new KernelArgs(KernelTable.LayerNormBackwardDx);
-            a.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(rows).I32(c);
+            a.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(rows).I32(c).I32(acc);
             Launch(ref a, KernelTable.LayerNormBackwardDx.Grid(rows, SmCount), $"{rows}×{c}");
         }
         if (gw is null && gb is null) return;
@@ -58,25 +60,25 @@ public sealed partial class CudaBackend
             p.Ptr(x).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(partW).Ptr(partB).I64(rows).I32(c).I64(perChunk);
             Launch(ref p, new Dim3((uint)((c + 31) / 32), (uint)chunks), $"{rows}×{c}");
             var f = new KernelArgs(KernelTable.LayerNormBackwardDwDbFinal);
-            f.Ptr(partW).Ptr(partB).Ptr(gw).Ptr(gb).I32(chunks).I32(c);
+            f.Ptr(partW).Ptr(partB).Ptr(gw).Ptr(gb).I32(chunks).I32(c).I32(acc);
             Launch(ref f, KernelTable.LayerNormBackwardDwDbFinal.Grid(c, SmCount), $"{chunks}×{c}");
         }
         finally { Pool.Return(partW, sizeW); Pool.Return(partB, sizeB); }
     }
 
     // channels-first: gx a thread per position; gw, gb one block per channel, in a fixed order
-    private void LayerNormChannelsFirstBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner)
+    private void LayerNormChannelsFirstBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner, int acc)
     {
         long positions = (long)outer * inner;
         if (gx is not null)
         {
             var d = new KernelArgs(KernelTable.LayerNormChannelsFirstBackwardDx);
-            d.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(outer).I32(c).I64(inner);
+            d.Ptr(x).Ptr(w).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gx).I64(outer).I32(c).I64(inner).I32(acc);
             Launch(ref d, KernelTable.LayerNormChannelsFirstBackwardDx.Grid(positions, SmCount), $"{outer}×{c}×{inner}");
         }
         if (gw is null && gb is null) return;
         var p = new KernelArgs(KernelTable.LayerNormChannelsFirstBackwardDwDb);
-        p.Ptr(x).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gw).Ptr(gb).I64(outer).I32(c).I64(inner);
+        p.Ptr(x).Ptr(mean).Ptr(rstd).Ptr(gy).Ptr(gw).Ptr(gb).I64(outer).I32(c).I64(inner).I32(acc);
         Launch(ref p, new Dim3((uint)c), $"{outer}×{c}×{inner}");
     }
 

@@ -16,12 +16,12 @@ public sealed partial class CpuBackend
         else LayerNormRef(A<double>(x), AOpt<double>(w), AOpt<double>(b), A<double>(y), A<double>(mean), A<double>(rstd), outer, c, inner, eps);
     }
 
-    public void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner)
+    public void LayerNormBackward(Tensor x, Tensor? w, Tensor mean, Tensor rstd, Tensor gy, Tensor? gx, Tensor? gw, Tensor? gb, int outer, int c, int inner, bool accumulate)
     {
         if (FloatType(x, w, mean, rstd, gy, gx, gw, gb) == DType.F32)
-            LayerNormBackwardRef(A<float>(x), AOpt<float>(w), A<float>(mean), A<float>(rstd), A<float>(gy), AOpt<float>(gx), AOpt<float>(gw), AOpt<float>(gb), outer, c, inner);
+            LayerNormBackwardRef(A<float>(x), AOpt<float>(w), A<float>(mean), A<float>(rstd), A<float>(gy), AOpt<float>(gx), AOpt<float>(gw), AOpt<float>(gb), outer, c, inner, accumulate);
         else
-            LayerNormBackwardRef(A<double>(x), AOpt<double>(w), A<double>(mean), A<double>(rstd), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb), outer, c, inner);
+            LayerNormBackwardRef(A<double>(x), AOpt<double>(w), A<double>(mean), A<double>(rstd), A<double>(gy), AOpt<double>(gx), AOpt<double>(gw), AOpt<double>(gb), outer, c, inner, accumulate);
     }
 
     private static void LayerNormRef<T>(HostArray<T> x, HostArray<T>? w, HostArray<T>? b, HostArray<T> y, HostArray<T> mean, HostArray<T> rstd, int outer, int c, int inner, double eps)
@@ -70,15 +70,15 @@ public sealed partial class CpuBackend
     }
 
     // With x̂ = (x − μ)·r and g = gy·w:  gx = r·(g − mean_C(g) − x̂·mean_C(g·x̂)),  gw += Σ gy·x̂,  gb += Σ gy.
-    private static void LayerNormBackwardRef<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int outer, int c, int inner)
+    // acc: the gradients are added to (else assigned: base 0, the same values a zero fill then += gives)
+    private static void LayerNormBackwardRef<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int outer, int c, int inner, bool acc)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Span<T> xV = x; Span<T> wV = w is null ? default(Span<T>) : w; Span<T> meanV = mean; Span<T> rstdV = rstd; Span<T> gyV = gy; Span<T> gxV = gx is null ? default(Span<T>) : gx; Span<T> gwV = gw is null ? default(Span<T>) : gw; Span<T> gbV = gb is null ? default(Span<T>) : gb;
-        if (inner == 1) LayerNormRowsBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c);
-        else LayerNormChannelsFirstBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, inner);
+        if (inner == 1) LayerNormRowsBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, acc);
+        else LayerNormChannelsFirstBackward(x, w, mean, rstd, gy, gx, gw, gb, outer, c, inner, acc);
     }
 
-    private static void LayerNormChannelsFirstBackward<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int outer, int c, int inner)
+    private static void LayerNormChannelsFirstBackward<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int outer, int c, int inner, bool acc)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var parts = Par.RangesOrdered(outer, (long)c * inner, (o0, o1) =>
@@ -114,7 +114,7 @@ public sealed partial class CpuBackend
                         double r = double.CreateTruncating(rstdV[(int)(o * inner + i)]);
                         double xh = (double.CreateTruncating(xV[(int)(row + i)]) - double.CreateTruncating(meanV[(int)(o * inner + i)])) * r;
                         double g = double.CreateTruncating(gyV[(int)(row + i)]) * wv;
-                        gxV[(int)(row + i)] += T.CreateTruncating(r * (g - sg[i] / c - xh * sgx[i] / c));
+                        gxV[(int)(row + i)] = (acc ? gxV[(int)(row + i)] : T.Zero) + T.CreateTruncating(r * (g - sg[i] / c - xh * sgx[i] / c));
                     }
                 }
             }
@@ -124,8 +124,8 @@ public sealed partial class CpuBackend
         {
             double sw = 0, sb = 0;
             foreach (var (pw, pb) in parts) { sw += pw[ch]; sb += pb[ch]; }
-            if (gw is not null) gw[ch] += T.CreateTruncating(sw);
-            if (gb is not null) gb[ch] += T.CreateTruncating(sb);
+            if (gw is not null) gw[ch] = (acc ? gw[ch] : T.Zero) + T.CreateTruncating(sw);
+            if (gb is not null) gb[ch] = (acc ? gb[ch] : T.Zero) + T.CreateTruncating(sb);
         }
     }
 
@@ -157,7 +157,7 @@ public sealed partial class CpuBackend
         });
     }
 
-    private static void LayerNormRowsBackward<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int rows, int c)
+    private static void LayerNormRowsBackward<T>(HostArray<T> x, HostArray<T>? w, HostArray<T> mean, HostArray<T> rstd, HostArray<T> gy, HostArray<T>? gx, HostArray<T>? gw, HostArray<T>? gb, int rows, int c, bool acc)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var parts = Par.RangesOrdered(rows, c * 6, (r0, r1) =>
@@ -184,7 +184,7 @@ public sealed partial class CpuBackend
                 for (int i = 0; i < c; i++)
                 {
                     double g = double.CreateTruncating(gys[i]) * (w is null ? 1.0 : double.CreateTruncating(wV[(int)i]));
-                    gxs[i] += T.CreateTruncating(rs * (g - sg - xh[i] * sgx));
+                    gxs[i] = (acc ? gxs[i] : T.Zero) + T.CreateTruncating(rs * (g - sg - xh[i] * sgx));
                 }
             }
             return (pw, pb);
@@ -193,8 +193,8 @@ public sealed partial class CpuBackend
         {
             double sw = 0, sb = 0;
             foreach (var (pw, pb) in parts) { sw += pw[i]; sb += pb[i]; }
-            if (gw is not null) gw[i] += T.CreateTruncating(sw);
-            if (gb is not null) gb[i] += T.CreateTruncating(sb);
+            if (gw is not null) gw[i] = (acc ? gw[i] : T.Zero) + T.CreateTruncating(sw);
+            if (gb is not null) gb[i] = (acc ? gb[i] : T.Zero) + T.CreateTruncating(sb);
         }
     }
 

@@ -26,7 +26,13 @@ public static partial class Ops
         var rstd = New(x, outer, inner);
         Op.Run("layer_norm", be, y, Tape.Wants(x, w, b),
             () => be.LayerNorm(x, w, b, y, mean, rstd, outer, c, inner, eps),
-            () => be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner), saves: [x, w], scratch: [mean, rstd]);
+            () =>
+            {
+                // the first writer assigns: when every gradient this backward writes is fresh, none is zero-filled
+                if (Fresh(x) && Fresh(w) && Fresh(b))
+                    be.LayerNormBackward(x, w, mean, rstd, y.Grad!, W(x), W(w), W(b), outer, c, inner, accumulate: false);
+                else be.LayerNormBackward(x, w, mean, rstd, y.Grad!, G(x), G(w), G(b), outer, c, inner, accumulate: true);
+            }, saves: [x, w], scratch: [mean, rstd]);
         return y;
     }
 

@@ -17,6 +17,12 @@ public static partial class Ops
     /// <summary>The gradient buffer of a tensor that needs one, else null (backward primitives skip nulls).</summary>
     internal static Tensor? G(Tensor? t) => t is { RequiresGrad: true } ? t.GradOrZeros() : null;
 
+    /// <summary>True when t needs no gradient or has none yet (a backward may then assign it).</summary>
+    internal static bool Fresh(Tensor? t) => t is not { RequiresGrad: true } || t.Grad is null;
+
+    /// <summary>A fresh, uninitialised gradient to assign, for a tensor that needs one (see <see cref="Fresh"/>), else null.</summary>
+    internal static Tensor? W(Tensor? t) => t is { RequiresGrad: true } ? t.GradForWrite().Grad : null;
+
     // Op outputs are written entirely by their forward kernel, so they need no zero fill.
     internal static Tensor NewLike(Tensor t) => Tensor.Empty(t.Shape, t.DType, t.Backend);
     internal static Tensor New(Tensor like, params int[] shape) => Tensor.Empty(shape, like.DType, like.Backend);

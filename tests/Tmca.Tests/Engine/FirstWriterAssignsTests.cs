@@ -54,6 +54,11 @@ public class FirstWriterAssignsTests
     // x is also h: its gradient is handed gy only after the product's gradient has read gy
     [Fact] public void AddScaledOfATensorToItsOwnScale() => AssertAssignEqualsAccumulate(x => Ops.AddScaled(x[0], x[0], x[1]), [2, 3, 4, 4], [3, 1, 1]);
 
+    [Fact] public void LayerNorm() => AssertAssignEqualsAccumulate(x => Ops.LayerNorm(x[0], x[1], x[2], 1e-6), [3, 5, 8], [8], [8]);
+    [Fact] public void LayerNormChannelsFirst() => AssertAssignEqualsAccumulate(x => Ops.LayerNormChannelsFirst(x[0], x[1], x[2], 1e-6), [2, 6, 3, 3], [6], [6]);
+    // a layer norm whose input already has a gradient (a residual stream) takes the accumulating path for all three
+    [Fact] public void LayerNormOfATensorUsedTwice() => AssertAssignEqualsAccumulate(x => Ops.Add(Ops.LayerNorm(x[0], x[1], x[2], 1e-6), x[0]), [3, 5, 8], [8], [8]);
+
     [Fact]
     public void AParameterReshapedGetsACopyNotAZeroFill()
     {
