@@ -31,6 +31,11 @@ public static class CpuArrayPool
     private static readonly object Lock = new();
     private static long _cachedBytes, _liveBytes, _peakLiveBytes, _unitPeakBytes, _highWater;
     private static long _freshBytes;
+    /// <summary>True while the process holds more kernel mappings than <see cref="PageRuns.Mappings"/>' budget: no array is
+    /// assembled from runs, and arrays made of several mappings are unmapped when they come back (fresh ones, a single
+    /// mapping each, take their place), until the count is down to half the budget.</summary>
+    private static bool _assemblyOff;
+    private static long _lastMapCheck;
     [ThreadStatic] private static long _threadLive;
 
     /// <summary>Bytes of pooled arrays (≥ 1,024 elements) rented on this thread and not yet given back: the live
@@ -82,18 +87,27 @@ public static class CpuArrayPool
             // A miss: the array is assembled from spare page runs (freed arrays' pages, already resident), and where
             // the pool is at its mark from cached arrays of other sizes taken apart; only the rest is fresh pages.
             HostBuffer data;
-            var runs = HostBuffer.Maps(bytes) ? TakeRuns(bytes) : null;
-            if (runs is { Count: > 0 })
+            try
             {
-                var (ptr, reused) = PageRuns.Assemble(bytes, runs);
-                data = HostBuffer.Adopt(dtype, ptr, count, bytes);
-                if (zero) data.ByteSpan()[..(int)Math.Min(reused, bytes)].Clear();   // the fresh pages beyond are zero already
-                Interlocked.Add(ref _freshBytes, Math.Max(0, bytes - reused));
+                var runs = HostBuffer.Maps(bytes) && !_assemblyOff ? TakeRuns(bytes) : null;
+                if (runs is { Count: > 0 })
+                {
+                    var (ptr, pieces, reused) = PageRuns.Assemble(bytes, runs);
+                    data = HostBuffer.Adopt(dtype, ptr, count, bytes, pieces);
+                    if (zero) data.ByteSpan()[..(int)Math.Min(reused, bytes)].Clear();   // the fresh pages beyond are zero already
+                    Interlocked.Add(ref _freshBytes, Math.Max(0, bytes - reused));
+                }
+                else
+                {
+                    Interlocked.Add(ref _freshBytes, bytes);
+                    data = CpuStorage.NewBuffer(dtype, count, zero, pressure: false);
+                }
             }
-            else
+            catch
             {
-                Interlocked.Add(ref _freshBytes, bytes);
-                data = CpuStorage.NewBuffer(dtype, count, zero, pressure: false);
+                lock (Lock) _liveBytes -= bytes;   // nothing was rented (the runs taken are consumed by Assemble either way)
+                _threadLive -= bytes;
+                throw;
             }
             MakeRoom();
             if (!zero && Poison) FillNaN(data);
@@ -129,7 +143,7 @@ public static class CpuArrayPool
         {
             _liveBytes -= bytes;
             // Above the mark the array is freed: keeping it would make the pool hold more than the work needs.
-            if (_liveBytes + _cachedBytes + bytes > Bound) { a.Free(); return; }
+            if (_liveBytes + _cachedBytes + bytes > Bound || (_assemblyOff && a.PieceCount > 1)) { a.Free(); return; }
             if (!Free.TryGetValue((dtype, a.LongLength), out var bucket)) Free[(dtype, a.LongLength)] = bucket = new Bucket();
             bucket.Arrays.Push(a);
             _cachedBytes += bytes;
@@ -165,7 +179,7 @@ public static class CpuArrayPool
         var runs = new List<(nint, long)>();
         lock (Lock)
         {
-            while (got < need && Spare.Count > 0)
+            while (got < need && Spare.Count > 0 && runs.Count < PageRuns.MaxRunsPerArray)
             {
                 var (p, b) = Spare[^1];
                 Spare.RemoveAt(Spare.Count - 1);
@@ -176,16 +190,20 @@ public static class CpuArrayPool
             if (got < need && _liveBytes + _cachedBytes > Bound)
                 foreach (var (key, bucket) in Free.OrderByDescending(kv => kv.Key.Item2 * kv.Key.Item1.SizeOf()))
                 {
-                    while (got < need && bucket.Arrays.Count > 0 && bucket.Arrays.Peek().Movable && _liveBytes + _cachedBytes > Bound)
+                    while (got < need && runs.Count < PageRuns.MaxRunsPerArray && bucket.Arrays.Count > 0 && bucket.Arrays.Peek().Movable
+                           && _liveBytes + _cachedBytes > Bound)
                     {
                         var a = bucket.Arrays.Pop();
                         _cachedBytes -= key.Item2 * key.Item1.SizeOf();
-                        var (p, b) = a.Detach();
-                        long take = Math.Min(b, need - got);
-                        if (take < b) { Spare.Add((p + (nint)take, b - take)); _cachedBytes += b - take; }
-                        runs.Add((p, take)); got += take;
+                        foreach (var (p, b) in a.Detach())   // its pieces: what it does not need stays spare
+                        {
+                            long take = Math.Min(b, need - got);
+                            if (take > 0 && runs.Count < PageRuns.MaxRunsPerArray) { runs.Add((p, take)); got += take; }
+                            else take = 0;
+                            if (take < b) { Spare.Add((p + (nint)take, b - take)); _cachedBytes += b - take; }
+                        }
                     }
-                    if (got >= need || _liveBytes + _cachedBytes <= Bound) break;
+                    if (got >= need || runs.Count >= PageRuns.MaxRunsPerArray || _liveBytes + _cachedBytes <= Bound) break;
                 }
         }
         return runs;
@@ -213,6 +231,7 @@ public static class CpuArrayPool
     /// </summary>
     public static void EndOfWork()
     {
+        CheckMappings();
         lock (Lock)
         {
             _highWater = Math.Max(_highWater, _unitPeakBytes);
@@ -245,6 +264,41 @@ public static class CpuArrayPool
         }
     }
 
+    /// <summary>At most once a second (reading /proc/self/maps costs about a millisecond): switches assembly off above
+    /// the mapping budget, freeing the spare runs and the cached arrays made of several mappings, and on again below half.</summary>
+    private static void CheckMappings(bool force = false)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        long now = Environment.TickCount64;
+        if (!force && now - Interlocked.Read(ref _lastMapCheck) < 1000) return;
+        Interlocked.Exchange(ref _lastMapCheck, now);
+        var (count, budget) = PageRuns.Mappings();
+        budget = MappingBudgetOverride ?? budget;
+        lock (Lock)
+        {
+            if (count > budget)
+            {
+                _assemblyOff = true;
+                while (Spare.Count > 0) FreeSpare();
+                foreach (var (key, bucket) in Free)
+                {
+                    var keep = bucket.Arrays.Where(a => a.PieceCount == 1).ToList();
+                    long bytes = key.Item2 * key.Item1.SizeOf();
+                    foreach (var a in bucket.Arrays) if (a.PieceCount > 1) { a.Free(); _cachedBytes -= bytes; }
+                    bucket.Arrays.Clear();
+                    for (int i = keep.Count - 1; i >= 0; i--) bucket.Arrays.Push(keep[i]);
+                }
+            }
+            else if (count < budget / 2) _assemblyOff = false;
+        }
+    }
+
+    /// <summary>Tests and diagnostics: a mapping budget to use instead of a quarter of vm.max_map_count (null: that).</summary>
+    public static int? MappingBudgetOverride { get; set; }
+
+    /// <summary>Whether a miss is assembled from page runs now (checks the process's mappings against the budget first).</summary>
+    public static bool AssemblesFromPageRuns() { CheckMappings(force: true); lock (Lock) return !_assemblyOff && OperatingSystem.IsLinux(); }
+
     private static void FreeSpare()   // under Lock
     {
         var (p, b) = Spare[^1];
@@ -262,9 +316,7 @@ public static class CpuArrayPool
             var a = bucket.Arrays.Pop();
             _cachedBytes -= bytes;
             if (!a.Movable) { a.Free(); continue; }
-            var run = a.Detach();
-            Spare.Add(run);
-            _cachedBytes += run.Bytes;
+            foreach (var run in a.Detach()) { Spare.Add(run); _cachedBytes += run.Bytes; }
         }
     }
 

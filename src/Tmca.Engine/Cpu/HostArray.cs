@@ -60,10 +60,15 @@ public abstract unsafe class HostBuffer
         if (pressure) GC.AddMemoryPressure(_bytes);
     }
 
-    /// <summary>Adopts pages assembled by <see cref="PageRuns"/> (a mapping of <paramref name="bytes"/>, page-rounded).</summary>
-    private protected HostBuffer(void* ptr, long count, int elementSize, long bytes)
+    /// <summary>For an array assembled from page runs: its kernel mappings, in order (null: one mapping, the whole array).</summary>
+    private readonly (nint Ptr, long Bytes)[]? _pieces;
+
+    /// <summary>Adopts pages assembled by <see cref="PageRuns"/> (a mapping of <paramref name="bytes"/>, page-rounded, made
+    /// of <paramref name="pieces"/>).</summary>
+    private protected HostBuffer(void* ptr, long count, int elementSize, long bytes, (nint, long)[] pieces)
     {
         _ptr = ptr;
+        _pieces = pieces;
         LongLength = count;
         _elementSize = elementSize;
         _bytes = bytes;
@@ -74,26 +79,30 @@ public abstract unsafe class HostBuffer
     /// another array (<see cref="PageRuns"/>).</summary>
     internal bool Movable => _mapped && _ptr != null && !_pressure;
 
+    /// <summary>How many kernel mappings the array is made of (1 unless assembled from page runs).</summary>
+    internal int PieceCount => _pieces?.Length ?? 1;
+
     /// <summary>The mapping's length: the bytes rounded up to whole pages.</summary>
     internal long MapBytes => _mapped ? PageRuns.RoundUp(_bytes) : _bytes;
 
-    /// <summary>Gives up the pages without unmapping them (the pool keeps them as a spare run); this buffer is left freed.</summary>
-    internal (nint Ptr, long Bytes) Detach()
+    /// <summary>Gives up the pages without unmapping them, as runs that are each one kernel mapping (the pool keeps them
+    /// as spare runs); this buffer is left freed.</summary>
+    internal (nint Ptr, long Bytes)[] Detach()
     {
         if (!Movable) throw new InvalidOperationException("only the pool's own mappings can be detached");
-        var run = ((nint)_ptr, MapBytes);
+        var runs = _pieces ?? [((nint)_ptr, MapBytes)];
         _ptr = null;
         ZeroLength();
         GC.SuppressFinalize(this);
-        return run;
+        return runs;
     }
 
-    internal static HostBuffer Adopt(DType dtype, nint p, long count, long bytes) => dtype switch
+    internal static HostBuffer Adopt(DType dtype, nint p, long count, long bytes, (nint, long)[] pieces) => dtype switch
     {
-        DType.F32 => new HostArray<float>((void*)p, count, bytes),
-        DType.F64 => new HostArray<double>((void*)p, count, bytes),
-        DType.I64 => new HostArray<long>((void*)p, count, bytes),
-        DType.U8 => new HostArray<byte>((void*)p, count, bytes),
+        DType.F32 => new HostArray<float>((void*)p, count, bytes, pieces),
+        DType.F64 => new HostArray<double>((void*)p, count, bytes, pieces),
+        DType.I64 => new HostArray<long>((void*)p, count, bytes, pieces),
+        DType.U8 => new HostArray<byte>((void*)p, count, bytes, pieces),
         _ => throw new ArgumentOutOfRangeException(nameof(dtype)),
     };
 
@@ -138,7 +147,7 @@ public sealed unsafe class HostArray<T> : HostBuffer where T : unmanaged
     /// churn would make the GC run a full collection every few tensors.</param>
     public HostArray(long count, bool zero = true, bool pressure = true) : base(count, sizeof(T), zero, pressure) => _length = count;
 
-    internal HostArray(void* ptr, long count, long bytes) : base(ptr, count, sizeof(T), bytes) => _length = count;
+    internal HostArray(void* ptr, long count, long bytes, (nint, long)[] pieces) : base(ptr, count, sizeof(T), bytes, pieces) => _length = count;
 
     /// <summary>A native copy of <paramref name="source"/>.</summary>
     public HostArray(ReadOnlySpan<T> source) : this(source.Length, zero: false) => source.CopyTo(AsSpan());

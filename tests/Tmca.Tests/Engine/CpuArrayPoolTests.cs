@@ -62,6 +62,37 @@ public class CpuArrayPoolTests
             Assert.All(u.ToArray<float>(), v => Assert.Equal(0f, v));   // reused pages were dirty: zeroed on the way
         }
         u.Dispose();
+        fresh = CpuArrayPool.FreshBytes;
+        using (new TensorScope())   // and an assembled array is taken apart again, piece by piece (each one kernel mapping)
+        {
+            var v = Tensor.Zeros([200_003], backend: CpuBackend.Instance);
+            Assert.Equal(fresh, CpuArrayPool.FreshBytes);
+            Assert.All(v.ToArray<float>(), x => Assert.Equal(0f, x));
+        }
         CpuArrayPool.Clear();
+    }
+
+    [Fact]
+    public void AboveTheMappingBudgetArraysAreMappedFreshAndMultiPieceOnesGoBack()
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Skip("page runs and the mapping budget are Linux's");
+        CpuArrayPool.Clear();
+        try
+        {
+            Assert.True(CpuArrayPool.AssemblesFromPageRuns());
+            CpuArrayPool.MappingBudgetOverride = 1;   // any process has more mappings than that
+            Assert.False(CpuArrayPool.AssemblesFromPageRuns());
+            using (new TensorScope()) Tensor.Zeros([300_011], backend: CpuBackend.Instance);
+            long fresh = CpuArrayPool.FreshBytes;
+            using (new TensorScope()) Tensor.Zeros([250_013], backend: CpuBackend.Instance);   // a miss: fresh pages, no assembly
+            Assert.Equal(fresh + 250_013 * 4, CpuArrayPool.FreshBytes);
+            CpuArrayPool.MappingBudgetOverride = int.MaxValue;
+            Assert.True(CpuArrayPool.AssemblesFromPageRuns());
+        }
+        finally
+        {
+            CpuArrayPool.MappingBudgetOverride = null;
+            CpuArrayPool.Clear();
+        }
     }
 }
