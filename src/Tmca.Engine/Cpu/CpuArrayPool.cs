@@ -293,7 +293,7 @@ public static class CpuArrayPool
         }
     }
 
-    /// <summary>Tests and diagnostics: a mapping budget to use instead of a quarter of vm.max_map_count (null: that).</summary>
+    /// <summary>Tests and diagnostics: a mapping budget to use instead of half of vm.max_map_count (null: that).</summary>
     public static int? MappingBudgetOverride { get; set; }
 
     /// <summary>Whether a miss is assembled from page runs now (checks the process's mappings against the budget first).</summary>

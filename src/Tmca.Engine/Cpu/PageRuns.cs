@@ -41,7 +41,7 @@ internal static class PageRuns
     public static void Unmap(nint p, long bytes) => SysMunmap(p, (nuint)RoundUp(bytes));
 
     /// <summary>
-    /// The process's kernel mappings, against a budget of a quarter of vm.max_map_count. Every run an assembled array is
+    /// The process's kernel mappings, against a budget of half of vm.max_map_count. Every run an assembled array is
     /// made of stays a mapping of its own and nothing merges them again, so a long run of steps would otherwise creep
     /// towards the limit (tiny: ≈300 more a step), where every mmap in the process — the GC's, the JIT's — fails.
     /// </summary>
@@ -56,8 +56,8 @@ internal static class PageRuns
 
     private static int ReadBudget()
     {
-        try { return Math.Max(1024, int.Parse(File.ReadAllText("/proc/sys/vm/max_map_count").Trim()) / 4); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 16_384; }
+        try { return Math.Max(1024, int.Parse(File.ReadAllText("/proc/sys/vm/max_map_count").Trim()) / 2); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 32_765; }
     }
 
     /// <summary>At most this many runs go into one array: each run stays a separate kernel mapping (VMA) of the array,
