@@ -179,32 +179,16 @@ public static class CpuArrayPool
         var runs = new List<(nint, long)>();
         lock (Lock)
         {
-            while (got < need && Spare.Count > 0 && runs.Count < PageRuns.MaxRunsPerArray)
+            while (got < need && runs.Count < PageRuns.MaxRunsPerArray)
             {
+                // out of spare runs: at the mark, the largest movable cached array is taken apart into spare runs
+                if (Spare.Count == 0 && !(_liveBytes + _cachedBytes > Bound && TakeApartLargest())) break;
                 var (p, b) = Spare[^1];
                 Spare.RemoveAt(Spare.Count - 1);
                 long take = Math.Min(b, need - got);
                 if (take < b) Spare.Add((p + (nint)take, b - take));   // the tail stays spare
                 runs.Add((p, take)); got += take; _cachedBytes -= take;
             }
-            if (got < need && _liveBytes + _cachedBytes > Bound)
-                foreach (var (key, bucket) in Free.OrderByDescending(kv => kv.Key.Item2 * kv.Key.Item1.SizeOf()))
-                {
-                    while (got < need && runs.Count < PageRuns.MaxRunsPerArray && bucket.Arrays.Count > 0 && bucket.Arrays.Peek().Movable
-                           && _liveBytes + _cachedBytes > Bound)
-                    {
-                        var a = bucket.Arrays.Pop();
-                        _cachedBytes -= key.Item2 * key.Item1.SizeOf();
-                        foreach (var (p, b) in a.Detach())   // its pieces: what it does not need stays spare
-                        {
-                            long take = Math.Min(b, need - got);
-                            if (take > 0 && runs.Count < PageRuns.MaxRunsPerArray) { runs.Add((p, take)); got += take; }
-                            else take = 0;
-                            if (take < b) { Spare.Add((p + (nint)take, b - take)); _cachedBytes += b - take; }
-                        }
-                    }
-                    if (got >= need || runs.Count >= PageRuns.MaxRunsPerArray || _liveBytes + _cachedBytes <= Bound) break;
-                }
         }
         return runs;
     }
@@ -305,6 +289,16 @@ public static class CpuArrayPool
         Spare.RemoveAt(Spare.Count - 1);
         PageRuns.Unmap(p, b);
         _cachedBytes -= b;
+    }
+
+    /// <summary>Takes the largest cached array whose pages can move apart into spare runs; false when there is none.</summary>
+    private static bool TakeApartLargest()   // under Lock
+    {
+        var largest = Free.Where(kv => kv.Value.Arrays.Count > 0 && kv.Value.Arrays.Peek().Movable)
+                          .OrderByDescending(kv => kv.Key.Item2 * kv.Key.Item1.SizeOf()).FirstOrDefault();
+        if (largest.Value is null) return false;
+        ToSpare(largest.Key, largest.Value, 1);
+        return true;
     }
 
     /// <summary>Takes <paramref name="n"/> cached arrays of a bucket apart into spare runs (pages kept; others freed).</summary>

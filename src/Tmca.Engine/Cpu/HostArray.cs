@@ -113,9 +113,7 @@ public abstract unsafe class HostBuffer
         if (p == null) return;
         _ptr = null;
         ZeroLength();
-        if (_mapped) PageRuns.Unmap((nint)p, MapBytes);
-        else NativeMemory.AlignedFree(p);
-        if (_pressure) GC.RemoveMemoryPressure(_bytes);
+        Release(p);
         GC.SuppressFinalize(this);
     }
 
@@ -123,8 +121,11 @@ public abstract unsafe class HostBuffer
 
     ~HostBuffer()
     {
-        var p = _ptr;
-        if (p == null) return;
+        if (_ptr != null) Release(_ptr);
+    }
+
+    private void Release(void* p)
+    {
         if (_mapped) PageRuns.Unmap((nint)p, MapBytes);
         else NativeMemory.AlignedFree(p);
         if (_pressure) GC.RemoveMemoryPressure(_bytes);
